@@ -1,0 +1,49 @@
+# Every target does its own set-up: a fresh clone needs nothing but python3 and make.
+# AIRFLOW_VERSION picks the Airflow the virtualenv is built with (default: the latest we test).
+PYTHON ?= python3
+AIRFLOW_VERSION ?= 3.3.2
+VENV ?= $(if $(filter 3.3.2,$(AIRFLOW_VERSION)),.venv,.venv-$(AIRFLOW_VERSION))
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+PYTEST_ARGS ?=
+
+.PHONY: help venv test lint demo bench docs e2e reliability clean
+
+help:
+	@echo "make demo   - run the model lifecycle DAGs against the local emulator"
+	@echo "make test   - the whole test suite (AIRFLOW_VERSION=3.0.6 make test: oldest supported Airflow)"
+	@echo "make lint   - ruff and mypy"
+	@echo "make bench  - benchmarks (ratios against baselines measured in the same run)"
+	@echo "make docs   - the Sphinx site, warnings as errors"
+	@echo "make e2e    - the connection form in headless Chromium"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,docs]' 'apache-airflow==$(AIRFLOW_VERSION)'
+	touch $@
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+e2e: $(STAMP)
+	$(BIN)/python scripts/e2e_connection_form.py
+
+clean:
+	rm -rf .venv .venv-* .demo docs/_build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,152 @@
+"""Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PREDICTION_ONE = "Sony Prediction One"
+AITEMS = "NAVER Cloud AiTEMS"
+
+_SERVICE_FIELD: dict[str, Any] = {
+    "label": "Service",
+    "description": "Prediction One (Japan) or Easy Predictive Analytics (global edition). "
+    "Picks the vendor host unless Host is set.",
+    "schema": {
+        "type": ["string", "null"],
+        "enum": ["prediction_one", "easy_predictive_analytics"],
+        "default": "prediction_one",
+    },
+}
+
+
+def _secret_field(label: str, description: str) -> dict[str, Any]:
+    return {
+        "label": label,
+        "description": description,
+        "schema": {"type": ["string", "null"], "format": "password"},
+    }
+
+
+def _number_field(label: str, description: str, default: float, minimum: float) -> dict[str, Any]:
+    return {
+        "label": label,
+        "description": description,
+        "schema": {"type": ["number", "null"], "default": default, "minimum": minimum},
+    }
+
+
+_HTTP_SETTINGS: dict[str, Any] = {
+    "timeout": _number_field("Request timeout (s)", "Timeout of every API request, in seconds.", 30, 1),
+    "transfer_timeout": _number_field(
+        "Transfer timeout (s)",
+        "Timeout between bytes of an upload or download to a presigned URL, in seconds.",
+        300,
+        1,
+    ),
+    "max_retries": _number_field(
+        "Max retries",
+        "How often a transient failure (connection error, timeout, 429, 5xx) is retried.",
+        5,
+        0,
+    ),
+    "retry_wait_seconds": _number_field(
+        "Retry base wait (s)", "First backoff wait; doubles per retry, with jitter.", 1, 0
+    ),
+    "retry_max_wait_seconds": _number_field("Retry max wait (s)", "Longest backoff wait.", 30, 0),
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-predone",
+        "name": "Prediction One and AiTEMS",
+        "description": "Train, retrain, deploy, switch and score AutoML models on Sony Prediction One "
+        "(Easy Predictive Analytics) and train recommendation models on NAVER Cloud AiTEMS.",
+        "integrations": [
+            {
+                "integration-name": PREDICTION_ONE,
+                "external-doc-url": "https://predictionone.sony.biz/",
+                "tags": ["service"],
+            },
+            {
+                "integration-name": AITEMS,
+                "external-doc-url": "https://www.ncloud.com/product/aiService/aitems",
+                "tags": ["service"],
+            },
+        ],
+        "hooks": [
+            {
+                "integration-name": PREDICTION_ONE,
+                "python-modules": ["airflow_provider_predone.hooks.predone"],
+            },
+            {"integration-name": AITEMS, "python-modules": ["airflow_provider_predone.hooks.aitems"]},
+        ],
+        "operators": [
+            {
+                "integration-name": PREDICTION_ONE,
+                "python-modules": ["airflow_provider_predone.operators.predone"],
+            },
+            {"integration-name": AITEMS, "python-modules": ["airflow_provider_predone.operators.aitems"]},
+        ],
+        "sensors": [
+            {
+                "integration-name": PREDICTION_ONE,
+                "python-modules": ["airflow_provider_predone.sensors.predone"],
+            },
+            {"integration-name": AITEMS, "python-modules": ["airflow_provider_predone.sensors.aitems"]},
+        ],
+        "triggers": [
+            {
+                "integration-name": PREDICTION_ONE,
+                "python-modules": ["airflow_provider_predone.triggers.predone"],
+            },
+            {"integration-name": AITEMS, "python-modules": ["airflow_provider_predone.triggers.aitems"]},
+        ],
+        "connection-types": [
+            {
+                "connection-type": "predone",
+                "hook-class-name": "airflow_provider_predone.hooks.predone.PredictionOneHook",
+                "hook-name": "Prediction One",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"password": "Secret key", "host": "Host (optional override)"},
+                    "placeholders": {
+                        "host": "leave empty for the vendor host; http://127.0.0.1:8765 for the emulator",
+                        "password": "the secret key created in the Prediction One web console",
+                    },
+                },
+                "conn-fields": {
+                    "service": _SERVICE_FIELD,
+                    "train_api_key": _secret_field(
+                        "Train API key",
+                        "Optional: an API key of kind 'train' to use instead of obtaining one "
+                        "with the secret key.",
+                    ),
+                    "retrain_api_key": _secret_field(
+                        "Retrain API key",
+                        "Optional: an API key of kind 'retrain' (bound to one model) to use instead "
+                        "of obtaining one with the secret key.",
+                    ),
+                    **_HTTP_SETTINGS,
+                },
+            },
+            {
+                "connection-type": "aitems",
+                "hook-class-name": "airflow_provider_predone.hooks.aitems.AitemsHook",
+                "hook-name": "AiTEMS (NAVER Cloud)",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "login": "Access key ID",
+                        "password": "Secret key",
+                        "host": "Host (optional override)",
+                    },
+                    "placeholders": {
+                        "host": "leave empty for https://aitems.apigw.ntruss.com",
+                        "login": "NCP API access key ID",
+                    },
+                },
+                "conn-fields": dict(_HTTP_SETTINGS),
+            },
+        ],
+    }
