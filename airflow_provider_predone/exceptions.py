@@ -1,0 +1,107 @@
+"""Typed errors raised by the hooks, operators, sensors and triggers of this provider.
+
+Vendor answers are mapped to a small hierarchy so that DAG authors (and retry policies) can
+tell a wrong key from a deleted model from a transient outage without parsing strings.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+
+class ApiError(AirflowException):
+    """
+    A vendor API call failed.
+
+    :param message: what went wrong, naming the endpoint and the vendor's meaning.
+    :param endpoint: the vendor's name of the endpoint, e.g. ``"Train Status Check"``.
+    :param http_status: the HTTP status of the answer, when there was one.
+    :param code: the vendor error code (``4001000204``, ``"200"`` ...), when the body had one.
+    :param error: the vendor error name (``PREDA_EXTERNAL_BAD_REQUEST`` ...), when given.
+    :param vendor_message: the vendor's own message (``Inactive_credential.`` ...), when given.
+    :param retry_after: seconds the server asked us to wait (``Retry-After``), when given.
+    """
+
+    #: Whether retrying the same request may succeed (connection trouble, 429, unexplained 5xx).
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str = "",
+        http_status: int | None = None,
+        code: str | int | None = None,
+        error: str | None = None,
+        vendor_message: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.http_status = http_status
+        self.code = code
+        self.error = error
+        self.vendor_message = vendor_message
+        self.retry_after = retry_after
+
+
+class AuthenticationError(ApiError):
+    """The key, secret key or signature was refused (wrong, expired, inactive or deleted user)."""
+
+
+class NotFoundError(ApiError):
+    """The model, data set, retrain job or prediction API does not exist (or was deleted)."""
+
+
+class JobNotFinishedError(ApiError):
+    """The retrain job has not finished, so its model cannot be switched yet."""
+
+
+class BadRequestError(ApiError):
+    """The vendor refused the request as malformed or not allowed."""
+
+
+class PredictionApiNotRunningError(ApiError):
+    """The prediction API (classifier) exists but is not ``running`` (stopped, building, ...)."""
+
+
+class ServerError(ApiError):
+    """The vendor answered with a server error."""
+
+
+class TransientApiError(ServerError):
+    """A failure that may pass: connection error, timeout, 429 or an unexplained 5xx."""
+
+    transient = True
+
+
+class UnexpectedResponseError(ApiError):
+    """The answer could not be understood (not JSON, missing fields, wrong shape)."""
+
+
+class JobFailedError(AirflowException):
+    """A remote job (training, retraining, prediction API build) ended in a failure status."""
+
+
+class JobTimeoutError(AirflowException):
+    """A remote job did not reach a final status before the deadline."""
+
+
+class InvalidInputError(AirflowFailException, ValueError):
+    """
+    An argument or input file is not acceptable; nothing was uploaded.
+
+    Derived from ``AirflowFailException``: retrying the task with the same input cannot help.
+    """
+
+
+class UnsafeArchiveError(AirflowFailException):
+    """A result archive holds members that would escape the target folder, links or other oddities."""
+
+
+class TransferError(AirflowException):
+    """An upload or download did not complete intact (truncated, oversized, refused)."""
+
+
+class QualityGateRejectedError(AirflowFailException):
+    """The quality gate refused the retrained model; nothing was switched."""

@@ -1,0 +1,537 @@
+"""Hook for Sony Prediction One and its global edition, Easy Predictive Analytics."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+
+from airflow_provider_predone.exceptions import (
+    AuthenticationError,
+    InvalidInputError,
+    NotFoundError,
+)
+from airflow_provider_predone.hooks._http import AsyncTransport, SyncTransport, shared_session
+from airflow_provider_predone.protocol import predone as api
+from airflow_provider_predone.protocol.common import (
+    ApiRequest,
+    ConnectionLike,
+    Credential,
+    HttpSettings,
+    connection_extras,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_predone.files import DataSource
+
+T = TypeVar("T")
+
+#: A cached API key is renewed this long before its ``end_date``.
+KEY_RENEWAL_MARGIN = timedelta(minutes=5)
+#: Lifetime assumed for a key whose ``end_date`` cannot be read.
+UNKNOWN_KEY_LIFETIME = timedelta(minutes=10)
+#: Largest result archive we download unless told otherwise.
+MAX_DOWNLOAD_BYTES = 4 * 1024**3
+
+
+@dataclass(frozen=True)
+class PredictionOneConnection:
+    """What a ``predone`` connection holds, read once per hook. Secrets stay out of ``repr``."""
+
+    settings: HttpSettings
+    service: str
+    secret_key: str | None = field(repr=False)
+    train_api_key: str | None = field(repr=False)
+    retrain_api_key: str | None = field(repr=False)
+
+    @classmethod
+    def from_connection(cls, conn: ConnectionLike) -> PredictionOneConnection:
+        extras = connection_extras(conn)
+        service = extras.get("service") or api.DEFAULT_SERVICE
+        try:
+            base_url = api.base_url(service, conn.host)
+            settings = HttpSettings.from_extras(base_url, conn.conn_id, extras)
+        except ValueError as exc:
+            raise InvalidInputError(f"Connection {conn.conn_id!r}: {exc}") from None
+        return cls(
+            settings=settings,
+            service=service,
+            secret_key=conn.password or None,
+            train_api_key=extras.get("train_api_key") or None,
+            retrain_api_key=extras.get("retrain_api_key") or None,
+        )
+
+    def direct_key(self, credential: Credential) -> str | None:
+        """A key the user put in the connection, which then replaces Get API Key."""
+        if credential is Credential.TRAIN:
+            return self.train_api_key
+        if credential is Credential.RETRAIN:
+            return self.retrain_api_key
+        return None
+
+    def cache_key(self, credential: Credential, model_id: int | None) -> tuple[str, ...]:
+        # The secret's fingerprint keeps keys of two accounts on one host apart, without
+        # keeping the secret itself as a dictionary key.
+        secret = hashlib.sha256((self.secret_key or "").encode()).hexdigest()[:16]
+        return (self.settings.base_url, secret, credential.value, str(model_id))
+
+
+class ApiKeyCache:
+    """
+    API keys obtained with a secret key, kept until shortly before their ``end_date``.
+
+    Process-wide, so the tasks of a worker and the triggers of a triggerer share keys instead
+    of asking for a new one per call. Values are secrets: they live only here, in memory.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, ...], tuple[str, datetime]] = {}
+        self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+
+    def get(self, key: tuple[str, ...]) -> str | None:
+        entry = self._keys.get(key)
+        if entry is None or datetime.now(UTC) >= entry[1]:
+            return None
+        return entry[0]
+
+    def put(self, key: tuple[str, ...], issued: api.ApiKey) -> None:
+        now = datetime.now(UTC)
+        end = issued.end_date or now + UNKNOWN_KEY_LIFETIME
+        self._keys[key] = (issued.api_key, max(now, end - KEY_RENEWAL_MARGIN))
+
+    def drop(self, key: tuple[str, ...], value: str) -> bool:
+        """Forget ``value`` if it is still the cached key; ``True`` if it was."""
+        entry = self._keys.get(key)
+        if entry is not None and entry[0] == value:
+            del self._keys[key]
+            return True
+        return False
+
+    def lock(self, key: tuple[str, ...]) -> asyncio.Lock:
+        """Single flight: concurrent triggers wait for one Get API Key instead of each calling it."""
+        return self._locks.setdefault(key, asyncio.Lock())
+
+
+API_KEYS = ApiKeyCache()
+
+
+def mask_url(url: str | None) -> None:
+    """Presigned URLs are credentials: mask the URL and its signature wherever they could be logged."""
+    if not url:
+        return
+    mask_secret(url)
+    for secret in _url_secrets(url):
+        mask_secret(secret)
+
+
+def _url_secrets(url: str) -> list[str]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    found = [parts.query] if parts.query else []
+    for name, value in parse_qsl(parts.query):
+        if (
+            any(word in name.lower() for word in ("signature", "credential", "token", "key"))
+            and len(value) > 4
+        ):
+            found.append(value)
+    return found
+
+
+class PredictionOneHook(BaseHook):
+    """
+    Interact with the Prediction One / Easy Predictive Analytics REST API.
+
+    Covers every documented endpoint. API keys are obtained with the connection's secret
+    key (or taken from the connection), cached until shortly before they expire and masked
+    in logs. Transient failures are retried with backoff; vendor errors become typed
+    exceptions (:mod:`airflow_provider_predone.exceptions`).
+
+    :param predone_conn_id: the ``predone`` connection to use.
+    """
+
+    conn_name_attr = "predone_conn_id"
+    default_conn_name = "predone_default"
+    conn_type = "predone"
+    hook_name = "Prediction One"
+
+    def __init__(self, predone_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.predone_conn_id = predone_conn_id
+
+    # --- connection and keys -------------------------------------------------------------------
+
+    @cached_property
+    def connection_info(self) -> PredictionOneConnection:
+        return PredictionOneConnection.from_connection(self.get_connection(self.predone_conn_id))
+
+    @cached_property
+    def _transport(self) -> SyncTransport:
+        return SyncTransport(self.connection_info.settings, api.map_error, self.log)
+
+    def _secret_key_headers(self, info: PredictionOneConnection) -> dict[str, str]:
+        if not info.secret_key:
+            raise AuthenticationError(
+                f"Connection {info.settings.conn_id!r} has no secret key (password): it is needed to "
+                "obtain API keys (or set train_api_key / retrain_api_key in its extras)"
+            )
+        return {"x-api-key": info.secret_key}
+
+    def _api_key(self, credential: Credential, model_id: int | None) -> str:
+        info = self.connection_info
+        if direct := info.direct_key(credential):
+            return direct
+        cache_key = info.cache_key(credential, model_id)
+        if cached := API_KEYS.get(cache_key):
+            return cached
+        issued = self._transport.send(api.get_api_key(credential, model_id), self._secret_key_headers(info))
+        mask_secret(issued.api_key)
+        API_KEYS.put(cache_key, issued)
+        return issued.api_key
+
+    def _headers(self, request: ApiRequest[Any]) -> dict[str, str]:
+        if request.credential is Credential.SECRET_KEY:
+            return self._secret_key_headers(self.connection_info)
+        if request.credential in (Credential.TRAIN, Credential.RETRAIN):
+            return {"x-api-key": self._api_key(request.credential, request.model_id)}
+        return {}
+
+    def call(self, request: ApiRequest[T], *, reconcile: Callable[[], T | None] | None = None) -> T:
+        """
+        Send one request built by :mod:`airflow_provider_predone.protocol.predone`.
+
+        A cached key the service calls inactive or unknown (expired early, revoked) is dropped
+        and replaced once before the error is raised.
+        """
+        headers = self._headers(request)
+        try:
+            return self._transport.send(request, headers, reconcile=reconcile)
+        except AuthenticationError as exc:
+            if not self._forget_stale_key(request, headers, exc):
+                raise
+        return self._transport.send(request, self._headers(request), reconcile=reconcile)
+
+    def _forget_stale_key(
+        self, request: ApiRequest[Any], headers: Mapping[str, str], exc: AuthenticationError
+    ) -> bool:
+        if exc.vendor_message not in api.STALE_KEY_MESSAGES or request.credential not in (
+            Credential.TRAIN,
+            Credential.RETRAIN,
+        ):
+            return False
+        cache_key = self.connection_info.cache_key(request.credential, request.model_id)
+        dropped = API_KEYS.drop(cache_key, headers.get("x-api-key", ""))
+        if dropped:
+            self.log.info(
+                "%s: the cached API key was refused (%s); obtaining a new one",
+                request.name,
+                exc.vendor_message,
+            )
+        return dropped
+
+    def get_api_key(self, credential_type: str = "train", model_id: int | None = None) -> str:
+        """T1 Get API Key (bypassing the cache). The key is masked in logs."""
+        credential = Credential(credential_type)
+        issued = self._transport.send(
+            api.get_api_key(credential, model_id), self._secret_key_headers(self.connection_info)
+        )
+        mask_secret(issued.api_key)
+        return issued.api_key
+
+    def test_connection(self) -> tuple[bool, str]:
+        """The UI's "Test" button: obtain a train API key with the secret key."""
+        try:
+            self.get_api_key("train")
+        except Exception as exc:
+            return False, str(exc)
+        return True, f"Obtained a train API key from {self.connection_info.settings.base_url}"
+
+    # --- training ----------------------------------------------------------------------------------
+
+    def get_upload_urls(self, extension: str = "csv") -> api.UploadUrls:
+        """T2: URLs for the training data, evaluation data and column info (masked)."""
+        urls = self.call(api.get_upload_urls(extension))
+        for url in (
+            urls.learn_data_set_upload_url,
+            urls.eval_data_set_upload_url,
+            urls.column_info_upload_url,
+        ):
+            mask_url(url)
+        return urls
+
+    def upload(
+        self, url: str, source: DataSource, *, label: str, landed: Callable[[], bool] | None = None
+    ) -> int:
+        """Stream ``source`` to a presigned URL (no API key is sent). Returns the bytes sent."""
+        mask_url(url)
+        return self._transport.upload(url, source, label=label, landed=landed)
+
+    def get_column_info(self, external_process_id: str) -> dict[str, Any]:
+        """T3 Train Data Set Info."""
+        return self.call(api.get_column_info(external_process_id))
+
+    def create_model(self, external_process_id: str, name: str, config: Mapping[str, Any]) -> str:
+        """
+        T4 Train: create the model (starts training) with a validated ``config``.
+
+        If the answer is lost, the training status is checked before sending again, so a
+        lost answer never starts a second training.
+        """
+        request = api.create_model(external_process_id, name, api.validate_config(config))
+
+        def already_created() -> str | None:
+            try:
+                self.get_train_status(external_process_id)
+            except NotFoundError:
+                return None
+            return external_process_id
+
+        return self.call(request, reconcile=already_created)
+
+    def get_train_status(self, external_process_id: str) -> api.TrainStatus:
+        """T5 Train Status Check (``result_url`` is masked)."""
+        status = self.call(api.get_train_status(external_process_id))
+        mask_url(status.result_url)
+        return status
+
+    def list_models(self, page_size: int = 30) -> Iterator[dict[str, Any]]:
+        """T6: every model, following the pages."""
+        return self._paginate(api.list_models, page_size)
+
+    def delete_model(self, model_id: int) -> None:
+        """T7."""
+        self.call(api.delete_model(model_id))
+
+    def list_data_sets(self, page_size: int = 30) -> Iterator[dict[str, Any]]:
+        """T8: every data set (``download_url`` values are presigned: they are masked)."""
+        for item in self._paginate(api.list_data_sets, page_size):
+            mask_url(item.get("download_url"))
+            yield item
+
+    def delete_data_set(self, data_set_id: int) -> None:
+        """T9."""
+        self.call(api.delete_data_set(data_set_id))
+
+    def _paginate(
+        self, build: Callable[[int, int], ApiRequest[api.Page]], page_size: int
+    ) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            page = self.call(build(offset, page_size))
+            yield from page.items
+            offset += len(page.items)
+            if (
+                not page.items
+                or (page.total is not None and offset >= page.total)
+                or len(page.items) < page_size
+            ):
+                return
+
+    def find_model_id(self, name: str, created_after: datetime | None = None) -> int | None:
+        """
+        The id of the newest model called ``name`` (created after ``created_after``, if given).
+
+        The status answer does not carry the model id, so a finished training is matched to its
+        model through the model list.
+        """
+        best: tuple[datetime, int] | None = None
+        for model in self.list_models():
+            if model.get("name") != name:
+                continue
+            created = api.parse_datetime(model.get("created_date")) or datetime.min.replace(tzinfo=UTC)
+            if created_after is not None and created < created_after:
+                continue
+            if best is None or created >= best[0]:
+                best = (created, int(model["model_id"]))
+        return best[1] if best else None
+
+    # --- retraining --------------------------------------------------------------------------------
+
+    def get_retrain_upload_url(self, model_id: int, filename: str) -> api.RetrainUpload:
+        """R1: a retrain job id and the URL whose upload starts retraining (masked)."""
+        upload = self.call(api.get_retrain_upload_url(model_id, filename))
+        mask_url(upload.upload_url)
+        return upload
+
+    def retrain_started(self, retrain_job_id: str, model_id: int) -> bool:
+        """Whether an upload has started the job (it then must never be uploaded again)."""
+        try:
+            status = self.get_retrain_status(retrain_job_id, model_id)
+        except NotFoundError:
+            return False
+        return status.status not in api.RETRAIN_NOT_STARTED
+
+    def upload_retrain_data(self, upload: api.RetrainUpload, model_id: int, source: DataSource) -> int:
+        """R1b: upload ``source`` (CSV or train/eval zip); this starts retraining, exactly once."""
+        return self.upload(
+            upload.upload_url,
+            source,
+            label=f"Retrain upload of {source.name}",
+            landed=lambda: self.retrain_started(upload.retrain_job_id, model_id),
+        )
+
+    def get_retrain_status(self, retrain_job_id: str, model_id: int) -> api.RetrainStatus:
+        """R2 Retrain Status Check (``download_url`` is masked)."""
+        status = self.call(api.get_retrain_status(retrain_job_id, model_id))
+        mask_url(status.download_url)
+        return status
+
+    def switch_model(self, retrain_job_id: str, model_id: int) -> None:
+        """R3 Retrain Model Switch."""
+        self.call(api.switch_model(retrain_job_id, model_id))
+
+    # --- prediction APIs and inference -------------------------------------------------------------
+
+    def create_prediction_api(
+        self, model_id: int, rules: Sequence[Mapping[str, Any]] = api.ALLOW_ALL_RULES
+    ) -> api.CreatedPredictionApi:
+        """
+        C1: create a prediction API for ``model_id`` (its inference key is masked).
+
+        A lost answer is reconciled through the list of prediction APIs: one for this model
+        that did not exist before is ours, and no second one is created.
+        """
+        before = {p.classifier_id for p in self.list_prediction_apis()}
+
+        def already_created() -> api.CreatedPredictionApi | None:
+            for candidate in self.list_prediction_apis():
+                if candidate.model_id == model_id and candidate.classifier_id not in before:
+                    return api.CreatedPredictionApi(
+                        candidate.classifier_id, candidate.version, candidate.api_key
+                    )
+            return None
+
+        created = self.call(api.create_prediction_api(model_id, rules), reconcile=already_created)
+        mask_secret(created.api_key)
+        return created
+
+    def list_prediction_apis(self) -> list[api.PredictionApi]:
+        """C2 (inference keys are masked)."""
+        apis = self.call(api.list_prediction_apis())
+        for item in apis:
+            mask_secret(item.api_key)
+        return apis
+
+    def get_prediction_api(self, classifier_id: str) -> api.PredictionApi:
+        """C2 for one prediction API (its inference key is masked)."""
+        item = self.call(api.get_prediction_api(classifier_id))
+        mask_secret(item.api_key)
+        return item
+
+    def update_prediction_api(
+        self,
+        classifier_id: str,
+        *,
+        rules: Sequence[Mapping[str, Any]] | None = None,
+        active: bool | None = None,
+        is_editable: bool | None = None,
+    ) -> api.PredictionApi:
+        """C3."""
+        item = self.call(
+            api.update_prediction_api(classifier_id, rules=rules, active=active, is_editable=is_editable)
+        )
+        mask_secret(item.api_key)
+        return item
+
+    def delete_prediction_api(self, classifier_id: str) -> None:
+        """C4."""
+        self.call(api.delete_prediction_api(classifier_id))
+
+    def infer(
+        self, prediction_api: api.PredictionApi, csv_bytes: bytes, options: api.InferenceOptions | None = None
+    ) -> api.InferenceResult:
+        """I1: score ``csv_bytes`` (header + rows) with the prediction API's own key."""
+        return self._transport.send(
+            api.infer(prediction_api.url, csv_bytes, options or api.InferenceOptions()),
+            {"x-api-key": prediction_api.api_key},
+        )
+
+    # --- results -----------------------------------------------------------------------------------
+
+    def download(
+        self, url: str, destination: Path, *, label: str, max_bytes: int = MAX_DOWNLOAD_BYTES
+    ) -> int:
+        """Stream a presigned result URL to ``destination``; returns the bytes written."""
+        mask_url(url)
+        return self._transport.download(url, destination, label=label, max_bytes=max_bytes)
+
+    # --- async side (triggers, batch scoring) ------------------------------------------------------
+
+    @asynccontextmanager
+    async def async_client(self) -> AsyncIterator[PredictionOneAsyncClient]:
+        """
+        An async client for status checks and inference: the connection is resolved once and
+        one ``aiohttp`` session (shared per event loop and connection) serves every call.
+        """
+        from airflow.providers.common.compat.connection import get_async_connection
+
+        conn = await get_async_connection(self.predone_conn_id, hook=self)
+        info = PredictionOneConnection.from_connection(conn)
+        async with shared_session(f"predone:{info.settings.conn_id}:{info.settings.base_url}") as session:
+            yield PredictionOneAsyncClient(
+                info, AsyncTransport(info.settings, api.map_error, session, self.log)
+            )
+
+
+class PredictionOneAsyncClient:
+    """Status checks and inference over one session; built by :meth:`PredictionOneHook.async_client`."""
+
+    def __init__(self, info: PredictionOneConnection, transport: AsyncTransport) -> None:
+        self.info = info
+        self._transport = transport
+
+    async def _api_key(self, credential: Credential, model_id: int | None) -> str:
+        from airflow_provider_predone._compat import amask_secret
+
+        if direct := self.info.direct_key(credential):
+            return direct
+        cache_key = self.info.cache_key(credential, model_id)
+        async with API_KEYS.lock(cache_key):
+            if cached := API_KEYS.get(cache_key):
+                return cached
+            if not self.info.secret_key:
+                raise AuthenticationError(
+                    f"Connection {self.info.settings.conn_id!r} has no secret key to obtain API keys with"
+                )
+            issued = await self._transport.send(
+                api.get_api_key(credential, model_id), {"x-api-key": self.info.secret_key}
+            )
+            await amask_secret(issued.api_key)
+            API_KEYS.put(cache_key, issued)
+            return issued.api_key
+
+    async def call(self, request: ApiRequest[T]) -> T:
+        """Send an idempotent request; a refused cached key is replaced once, as in the hook."""
+        key = await self._api_key(request.credential, request.model_id)
+        try:
+            return await self._transport.send(request, {"x-api-key": key})
+        except AuthenticationError as exc:
+            cache_key = self.info.cache_key(request.credential, request.model_id)
+            if exc.vendor_message not in api.STALE_KEY_MESSAGES or not API_KEYS.drop(cache_key, key):
+                raise
+        key = await self._api_key(request.credential, request.model_id)
+        return await self._transport.send(request, {"x-api-key": key})
+
+    async def get_train_status(self, external_process_id: str) -> api.TrainStatus:
+        return await self.call(api.get_train_status(external_process_id))
+
+    async def get_retrain_status(self, retrain_job_id: str, model_id: int) -> api.RetrainStatus:
+        return await self.call(api.get_retrain_status(retrain_job_id, model_id))
+
+    async def get_prediction_api(self, classifier_id: str) -> api.PredictionApi:
+        return await self.call(api.get_prediction_api(classifier_id))
+
+    async def infer(
+        self, prediction_api: api.PredictionApi, csv_bytes: bytes, options: api.InferenceOptions
+    ) -> api.InferenceResult:
+        return await self._transport.send(
+            api.infer(prediction_api.url, csv_bytes, options), {"x-api-key": prediction_api.api_key}
+        )

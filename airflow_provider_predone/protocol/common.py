@@ -1,0 +1,372 @@
+"""
+Transport-free pieces shared by both vendors: request descriptions, status classification,
+error construction and the retry policy.
+
+Nothing here performs I/O. The sync hooks (``requests``) and the async side used by triggers
+(``aiohttp``) each add only the sending; both build requests and read answers through this
+module and the vendor modules next to it, so endpoint knowledge is written exactly once.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import urlencode
+
+from airflow_provider_predone.exceptions import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    TransientApiError,
+    UnexpectedResponseError,
+)
+
+T = TypeVar("T")
+
+
+class Credential(enum.Enum):
+    """Which secret authorises a request (Prediction One sends it as ``x-api-key``)."""
+
+    NONE = "none"  #: presigned URLs and AiTEMS (signed per request instead)
+    SECRET_KEY = "secret_key"  # noqa: S105 #: only Get API Key
+    TRAIN = "train"
+    RETRAIN = "retrain"  #: bound to one model
+    CLASSIFIER = "classifier"  #: a prediction API's own inference key
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest(Generic[T]):
+    """
+    One API call, described without any transport.
+
+    :param name: the vendor's name of the endpoint, used in every error message.
+    :param method: HTTP method.
+    :param path: path below the service's base URL, already formatted; or an absolute URL.
+    :param parse: turns the decoded JSON body (``None`` for an empty body) into the result.
+    :param params: query parameters, encoded once into :attr:`target` so that a request
+        signature covers exactly the bytes sent.
+    :param json: JSON body, if any.
+    :param credential: which key authorises the call.
+    :param model_id: the model a ``RETRAIN`` key must be bound to.
+    :param idempotent: whether sending it twice is harmless. A non-idempotent request whose
+        answer is lost is never re-sent blindly (see ``reconcile`` in the hooks).
+    :param error_meanings: vendor message → (exception class, meaning), consulted before the
+        generic mapping, for endpoints whose errors are documented separately.
+    """
+
+    name: str
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    params: Mapping[str, str | int | bool] | None = None
+    json: Any = None
+    credential: Credential = Credential.NONE
+    model_id: int | None = None
+    idempotent: bool = True
+
+    @property
+    def target(self) -> str:
+        """Path (or URL) plus the encoded query string, exactly as it goes on the wire."""
+        if not self.params:
+            return self.path
+        query = urlencode({k: _query_value(v) for k, v in self.params.items()})
+        return f"{self.path}?{query}"
+
+    @property
+    def label(self) -> str:
+        """``Train Status Check (GET /models/results)`` — for messages; never contains a query."""
+        path = self.path if "://" not in self.path else "<prediction API URL>"
+        return f"{self.name} ({self.method} {path})"
+
+    def body(self) -> bytes | None:
+        if self.json is None:
+            return None
+        return json.dumps(self.json, ensure_ascii=False).encode()
+
+
+def _query_value(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class Phase(enum.Enum):
+    """Where a remote job stands, whatever the vendor calls its status."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSets:
+    """
+    Classifies vendor status strings into :class:`Phase`.
+
+    Vendors document their success status but rarely all the others; any status that is
+    neither a known success nor a known failure counts as still running, so an undocumented
+    in-progress status never fails a task. Both sets can be replaced by the user.
+    """
+
+    success: frozenset[str]
+    failure: frozenset[str]
+
+    def classify(self, status: str | None) -> Phase:
+        if status in self.success:
+            return Phase.SUCCESS
+        if status in self.failure:
+            return Phase.FAILURE
+        return Phase.RUNNING
+
+    def overridden(
+        self, success: Iterable[str] | None = None, failure: Iterable[str] | None = None
+    ) -> StatusSets:
+        """These sets with ``success`` and/or ``failure`` replaced (``None`` keeps the default)."""
+        return StatusSets(
+            success=frozenset(success) if success is not None else self.success,
+            failure=frozenset(failure) if failure is not None else self.failure,
+        )
+
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_TRANSFER_TIMEOUT = 300.0
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_RETRY_WAIT = 1.0
+DEFAULT_RETRY_MAX_WAIT = 30.0
+
+
+class ConnectionLike(Protocol):
+    """The parts of an Airflow connection the hooks read (any Airflow 3.x Connection class)."""
+
+    @property
+    def conn_id(self) -> str: ...
+    @property
+    def conn_type(self) -> str | None: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def login(self) -> str | None: ...
+    @property
+    def password(self) -> str | None: ...
+    @property
+    def extra_dejson(self) -> dict[str, Any]: ...
+
+
+def connection_extras(conn: ConnectionLike) -> dict[str, Any]:
+    """The connection's extras; older forms prefixed custom fields with ``extra__<type>__``."""
+    raw = conn.extra_dejson or {}
+    prefix = f"extra__{conn.conn_type}__"
+    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in raw.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """
+    Connection-level HTTP behaviour, read from the connection's extras.
+
+    :param base_url: the API root every relative path is appended to.
+    :param conn_id: the Airflow connection, named in error messages.
+    :param timeout: seconds for each API request (connect and read).
+    :param transfer_timeout: seconds of silence tolerated during an upload or download.
+    :param max_retries: retries of a transient failure (so ``max_retries + 1`` attempts).
+    :param retry_wait: first backoff wait; doubles each retry, with jitter.
+    :param retry_max_wait: cap of one backoff wait.
+    """
+
+    base_url: str
+    conn_id: str
+    timeout: float = DEFAULT_TIMEOUT
+    transfer_timeout: float = DEFAULT_TRANSFER_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    retry_wait: float = DEFAULT_RETRY_WAIT
+    retry_max_wait: float = DEFAULT_RETRY_MAX_WAIT
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_extras(cls, base_url: str, conn_id: str, extras: Mapping[str, Any]) -> HttpSettings:
+        """Read the documented extras; a bad value is an error naming the field."""
+
+        def number(name: str, default: float, minimum: float) -> float:
+            raw = extras.get(name)
+            if raw in (None, ""):
+                return default
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Connection {conn_id!r}: extra {name!r} must be a number, got {raw!r}"
+                ) from None
+            if value < minimum:
+                raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be >= {minimum}, got {raw!r}")
+            return value
+
+        return cls(
+            base_url=base_url.rstrip("/"),
+            conn_id=conn_id,
+            timeout=number("timeout", DEFAULT_TIMEOUT, 0.001),
+            transfer_timeout=number("transfer_timeout", DEFAULT_TRANSFER_TIMEOUT, 0.001),
+            max_retries=int(number("max_retries", DEFAULT_MAX_RETRIES, 0)),
+            retry_wait=number("retry_wait_seconds", DEFAULT_RETRY_WAIT, 0),
+            retry_max_wait=number("retry_max_wait_seconds", DEFAULT_RETRY_MAX_WAIT, 0),
+        )
+
+    def url(self, target: str) -> str:
+        return target if "://" in target else f"{self.base_url}{target}"
+
+
+# --- answers ---------------------------------------------------------------------------------
+
+ErrorMapper = Callable[[ApiRequest[Any], int, Any, str], ApiError | None]
+
+
+def decode_json(request: ApiRequest[Any], status: int, body: bytes) -> Any:
+    """The JSON of a 2xx answer (``None`` for an empty body); anything else is a clear error."""
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise UnexpectedResponseError(
+            f"{request.label} answered HTTP {status} with a body that is not JSON: {snippet(body)!r}",
+            endpoint=request.name,
+            http_status=status,
+        ) from None
+
+
+def read_answer(
+    request: ApiRequest[T],
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    map_error: ErrorMapper,
+    conn_id: str,
+) -> T:
+    """
+    Turn one HTTP answer into the request's result or a typed exception.
+
+    :param map_error: the vendor's mapping of an error answer (status, decoded body, raw text)
+        to an exception, or ``None`` when it does not recognise the answer.
+    """
+    if 200 <= status < 300:
+        payload = decode_json(request, status, body)
+        try:
+            return request.parse(payload)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UnexpectedResponseError(
+                f"{request.label} answered an unexpected body ({type(exc).__name__}: {exc}): "
+                f"{snippet(body)!r}",
+                endpoint=request.name,
+                http_status=status,
+            ) from None
+    text = body.decode("utf-8", "replace")
+    try:
+        payload = json.loads(text) if text.strip() else None
+    except ValueError:
+        payload = None
+    error = map_error(request, status, payload, text)
+    if error is None:
+        error = generic_http_error(request, status, text, conn_id)
+    error.retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
+    raise error
+
+
+def generic_http_error(request: ApiRequest[Any], status: int, text: str, conn_id: str) -> ApiError:
+    """An error answer the vendor mapping did not recognise: 429/5xx transient, else permanent."""
+    what = f"{request.label} failed with HTTP {status}"
+    body = f": {snippet(text)!r}" if text.strip() else " and an empty body"
+    if status == 429 or status >= 500:
+        return TransientApiError(f"{what}{body}", endpoint=request.name, http_status=status)
+    cls: type[ApiError] = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError}.get(
+        status, BadRequestError
+    )
+    hint = f" (check connection {conn_id!r})" if cls is AuthenticationError else ""
+    return cls(f"{what}{body}{hint}", endpoint=request.name, http_status=status)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from datetime import datetime
+
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+_SECRET_QUERY = re.compile(r"\?[^\s'\"<>]*")
+
+
+def snippet(body: bytes | str, limit: int = 300) -> str:
+    """A short, single-line excerpt of an answer body for error messages."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def without_query(text: str) -> str:
+    """Drop query strings from a message: presigned URLs carry their signature there."""
+    return _SECRET_QUERY.sub("?…", text)
+
+
+def transport_error(request_label: str, endpoint: str, exc: BaseException) -> TransientApiError:
+    """A connection-level failure (reset, timeout, refused) as a transient API error."""
+    detail = without_query(str(exc)) or type(exc).__name__
+    return TransientApiError(
+        f"{request_label}: {type(exc).__name__}: {detail}",
+        endpoint=endpoint,
+    )
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, ApiError) and exc.transient
+
+
+def retry_policy(settings: HttpSettings, before_sleep: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """
+    Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``: the one retry policy.
+
+    Transient failures are retried with exponential backoff and full jitter, never waiting
+    less than a ``Retry-After`` the server sent; everything else fails at once.
+    """
+    import tenacity
+
+    backoff = tenacity.wait_random_exponential(multiplier=settings.retry_wait, max=settings.retry_max_wait)
+
+    def wait(retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        retry_after = getattr(exc, "retry_after", None) or 0.0
+        return max(float(retry_after), backoff(retry_state))
+
+    return {
+        "stop": tenacity.stop_after_attempt(settings.max_retries + 1),
+        "wait": wait,
+        "retry": tenacity.retry_if_exception(is_transient),
+        "reraise": True,
+        "before_sleep": before_sleep,
+    }
+
+
+def describe_retry(retry_state: Any) -> str:
+    """``attempt 2 failed (TransientApiError: ...); retrying in 1.3 s`` for the retry log line."""
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+    return (
+        f"attempt {retry_state.attempt_number} failed ({type(exc).__name__}: {exc}); retrying in {wait:.1f} s"
+    )
