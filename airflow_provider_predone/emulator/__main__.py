@@ -1,0 +1,67 @@
+"""``predone-emulator`` / ``python -m airflow_provider_predone.emulator``: serve until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import signal
+from collections.abc import Sequence
+
+from .app import running
+from .config import EmulatorConfig
+
+_HELP = {
+    "host": "interface to bind",
+    "port": "port; 0 picks a free one (read it from the printed line)",
+    "secret_key": "the account secret key that Get API Key accepts",
+    "aitems_access_key": "AiTEMS access key id",
+    "aitems_secret_key": "AiTEMS secret key (signature v2)",
+    "job_seconds": "how long a training, retraining or AiTEMS training takes",
+    "build_seconds": "how long a prediction API stays building",
+    "api_key_ttl": "lifetime of issued API keys, seconds",
+    "url_ttl": "lifetime of presigned URLs, seconds",
+    "inference_latency_ms": "extra latency added to every inference request",
+    "fault_rate": "probability that a request gets a transient fault",
+    "fault_seed": "seed of the fault sequence",
+    "slow_seconds": "how long a 'slow' fault holds the answer",
+    "data_dir": "where uploads and results are stored (default: a temporary directory)",
+    "verbose": "access log on stderr",
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
+    """The command line as a config; every :class:`EmulatorConfig` field is a ``--kebab-case`` option."""
+    parser = argparse.ArgumentParser(
+        prog="predone-emulator",
+        description="Local emulator of the Prediction One / Easy Predictive Analytics and AiTEMS APIs.",
+    )
+    defaults = EmulatorConfig()
+    for field in dataclasses.fields(EmulatorConfig):
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", help=_HELP[field.name])
+            continue
+        kind = type(default) if default is not None else str
+        parser.add_argument(flag, type=kind, default=default, help=f"{_HELP[field.name]} (default: %(default)s)")
+    return EmulatorConfig(**vars(parser.parse_args(argv)))
+
+
+async def _serve(config: EmulatorConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with running(config) as url:
+        print(f"predone-emulator listening on {url}", flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the options, print the listening line and serve until SIGINT or SIGTERM."""
+    asyncio.run(_serve(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

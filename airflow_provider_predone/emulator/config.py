@@ -1,0 +1,80 @@
+"""Settings of the emulator, shared by the command line, the admin endpoint and the launchers."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+# Settings that ``POST /_emulator/config`` may change while the server runs, with their types.
+RUNTIME_SETTINGS: dict[str, type] = {
+    "job_seconds": float,
+    "build_seconds": float,
+    "fault_rate": float,
+    "fault_seed": int,
+    "slow_seconds": float,
+    "inference_latency_ms": float,
+    "api_key_ttl": float,
+}
+
+
+@dataclass
+class EmulatorConfig:
+    """Everything the emulator can be told; field names match the ``--kebab-case`` CLI options.
+
+    :param host: interface to bind.
+    :param port: port to bind; ``0`` picks a free one.
+    :param secret_key: the account secret key that Get API Key accepts.
+    :param aitems_access_key: AiTEMS access key id.
+    :param aitems_secret_key: AiTEMS secret key (signature v2).
+    :param job_seconds: duration of a training, retraining or AiTEMS training.
+    :param build_seconds: how long a prediction API stays ``building``.
+    :param api_key_ttl: lifetime of issued API keys, in seconds.
+    :param url_ttl: lifetime of presigned URLs, in seconds.
+    :param inference_latency_ms: extra latency added to every inference request.
+    :param fault_rate: probability that a vendor request gets a transient fault.
+    :param fault_seed: seed of the fault sequence.
+    :param slow_seconds: how long a ``slow`` fault holds the answer.
+    :param data_dir: where uploads and results are stored; ``None`` for a temporary directory.
+    :param verbose: log every request on stderr.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    secret_key: str = "predone-demo-secret-key"  # noqa: S105 - the documented demo default
+    aitems_access_key: str = "demo-aitems-access-key"
+    aitems_secret_key: str = "demo-aitems-secret-key"  # noqa: S105 - the documented demo default
+    job_seconds: float = 3.0
+    build_seconds: float = 2.0
+    api_key_ttl: float = 3600.0
+    url_ttl: float = 900.0
+    inference_latency_ms: float = 0.0
+    fault_rate: float = 0.0
+    fault_seed: int = 0
+    slow_seconds: float = 35.0
+    data_dir: str | None = None
+    verbose: bool = False
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply runtime changes (the body of ``POST /_emulator/config``).
+
+        :param changes: setting name to new value; only :data:`RUNTIME_SETTINGS` are accepted.
+        :raises ValueError: for an unknown setting or a value of the wrong type or range.
+        """
+        converted: dict[str, Any] = {}
+        for name, value in changes.items():
+            kind = RUNTIME_SETTINGS.get(name)
+            if kind is None:
+                raise ValueError(f"unknown setting {name!r}; accepted: {', '.join(RUNTIME_SETTINGS)}")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number")
+            if kind is int and value != int(value):
+                raise ValueError(f"{name} must be an integer")
+            if value < 0 or (name == "fault_rate" and value > 1):
+                raise ValueError(f"{name} is out of range")
+            converted[name] = kind(value)
+        for name, value in converted.items():
+            setattr(self, name, value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
