@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hmac
 import ipaddress
 import uuid
 from collections.abc import Callable
@@ -100,7 +101,6 @@ class Process:
     learn: Blob
     evaluation: Blob
     column_info: Blob
-    created: float
     info: dict[str | None, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     job: Job | None = None
     target: str | None = None
@@ -313,7 +313,7 @@ class PredictionOne:
         secret = request.headers.get("x-api-key", "")
         if not secret:
             raise bad_request("invalid_api_key.")
-        if secret != self._runtime.config.secret_key:
+        if not hmac.compare_digest(secret.encode(), self._runtime.config.secret_key.encode()):
             raise bad_request("Not_found_credential.")
         kind = _query(request, "credential_type")
         model_id = None
@@ -346,7 +346,6 @@ class PredictionOne:
             learn=new_blob(f"learn_{process_id}.csv", lambda blob: self._add_data_set(blob)),
             evaluation=new_blob(f"eval_{process_id}.csv", lambda blob: self._add_data_set(blob)),
             column_info=new_blob(f"column_info_{process_id}.csv", lambda blob: None),
-            created=self._runtime.now(),
         )
         self.processes[process_id] = process
         base, presign = _base_url(request), self._storage.presign

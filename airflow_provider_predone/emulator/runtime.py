@@ -49,10 +49,6 @@ class Timeline:
     started: float
     seconds: float
 
-    @property
-    def ends(self) -> float:
-        return self.started + self.seconds
-
     def stage(self, now: float) -> int:
         elapsed = now - self.started
         if elapsed >= self.seconds:
