@@ -67,9 +67,7 @@ def resolve(field: str, data: Any, *, extensions: tuple[str, ...] = (".csv",)) -
     location = _location(field, data)
     name = PurePosixPath(str(getattr(location, "name", "") or "")).name
     if extensions and not name.lower().endswith(extensions):
-        raise InvalidInputError(
-            f"{field}: {data!s} must be a file ending in {' or '.join(extensions)} (got {name!r})"
-        )
+        raise InvalidInputError(f"{field}: {data!s} must be a file ending in {' or '.join(extensions)} (got {name!r})")
     try:
         info = location.stat()
     except FileNotFoundError:
@@ -140,9 +138,7 @@ def read_csv_header(source: DataSource) -> list[str]:
     if first_row is None or not any(cell.strip() for cell in first_row):
         raise InvalidInputError(f"{source.field}: {source} has a header but no data rows")
     if len(header) < 2:
-        raise InvalidInputError(
-            f"{source.field}: {source} has a single column {header}; is it comma-separated CSV?"
-        )
+        raise InvalidInputError(f"{source.field}: {source} has a single column {header}; is it comma-separated CSV?")
     return header
 
 
@@ -162,9 +158,7 @@ def check_columns(source: DataSource, header: list[str], required: Mapping[str, 
     missing = {what: column for what, column in required.items() if column not in header}
     if missing:
         detail = ", ".join(f"{what}={column!r}" for what, column in missing.items())
-        raise InvalidInputError(
-            f"{source.field}: {source} has no column for {detail}; its columns are {header}"
-        )
+        raise InvalidInputError(f"{source.field}: {source} has no column for {detail}; its columns are {header}")
 
 
 def column_info_rows(column_info: Any, field: str = "column_info") -> list[tuple[str, str]] | DataSource:
@@ -244,9 +238,7 @@ def safe_extract(archive_path: Path, destination: Path, *, max_bytes: int = MAX_
                 while chunk := source.read(COPY_CHUNK):
                     copied += len(chunk)
                     if copied > info.file_size:
-                        raise UnsafeArchiveError(
-                            f"{archive_path.name}: {info.filename!r} is larger than declared"
-                        )
+                        raise UnsafeArchiveError(f"{archive_path.name}: {info.filename!r} is larger than declared")
                     out.write(chunk)
             written.append(info.filename)
     return written
@@ -269,11 +261,9 @@ def _plan_extraction(
             or any(part in ("..", "") for part in parts)
         ):
             raise UnsafeArchiveError(f"{name}: member {filename!r} has an unsafe path; nothing was extracted")
-        mode = info.external_attr >> 16
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise UnsafeArchiveError(
-                f"{name}: member {filename!r} is a link or special file; nothing was extracted"
-            )
+        kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the archiver recorded no type
+        if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
+            raise UnsafeArchiveError(f"{name}: member {filename!r} is a link or special file; nothing was extracted")
         target = root.joinpath(*parts).resolve()
         if root != target and root not in target.parents:
             raise UnsafeArchiveError(f"{name}: member {filename!r} escapes the target folder")

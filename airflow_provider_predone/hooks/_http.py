@@ -12,7 +12,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from airflow_provider_predone.files import DataSource
 
 T = TypeVar("T")
+Headers = Mapping[str, str] | Callable[[], Mapping[str, str]]
 
 CHUNK = 1024 * 1024
 _USER_AGENT = "airflow-provider-predone"
@@ -95,13 +96,15 @@ class SyncTransport:
     def send(
         self,
         request: ApiRequest[T],
-        headers: Mapping[str, str],
+        headers: Headers,
         *,
         reconcile: Callable[[], T | None] | None = None,
     ) -> T:
         """
         Send ``request`` and read its answer, retrying transient failures.
 
+        :param headers: the headers, or a function computing them per attempt (a signature
+            covering a timestamp must be fresh on every retry).
         :param reconcile: for a non-idempotent request, called before every re-send: it checks
             whether the previous attempt took effect (its answer may have been lost) and returns
             that result, or ``None`` to send again. Required when ``request.idempotent`` is false.
@@ -110,15 +113,15 @@ class SyncTransport:
             raise TypeError(f"{request.label} is not idempotent: pass reconcile= to retry it safely")
         url = self.settings.url(request.target)
         body = request.body()
-        all_headers = _json_headers(request, headers)
 
         def once() -> T:
+            current = headers() if callable(headers) else headers
             try:
                 response = self.session.request(
                     request.method,
                     url,
                     data=body,
-                    headers=all_headers,
+                    headers=_json_headers(request, current),
                     timeout=self.settings.timeout,
                     allow_redirects=False,
                 )
@@ -263,12 +266,12 @@ class AsyncTransport:
     async def send(
         self,
         request: ApiRequest[T],
-        headers: Mapping[str, str] | Callable[[], Awaitable[Mapping[str, str]]],
+        headers: Mapping[str, str] | Callable[[], Mapping[str, str]],
     ) -> T:
         """
         Send an idempotent ``request`` (status checks, inference), retrying transient failures.
 
-        :param headers: the headers, or a coroutine function computing them per attempt (for
+        :param headers: the headers, or a function computing them per attempt (for
             signatures that cover a timestamp).
         """
         if not request.idempotent:
@@ -278,7 +281,7 @@ class AsyncTransport:
         body = request.body()
 
         async def once() -> T:
-            current = await headers() if callable(headers) else headers
+            current = headers() if callable(headers) else headers
             try:
                 async with self.session.request(
                     request.method,
@@ -292,9 +295,7 @@ class AsyncTransport:
                     status, response_headers = response.status, response.headers
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise transport_error(request.label, request.name, exc) from None
-            return read_answer(
-                request, status, response_headers, content, self._map_error, self.settings.conn_id
-            )
+            return read_answer(request, status, response_headers, content, self._map_error, self.settings.conn_id)
 
         retrying = tenacity.AsyncRetrying(**retry_policy(self.settings, _log_retry(self.log, request.label)))
         async for attempt in retrying:
@@ -363,9 +364,7 @@ class Progress:
         if self.sent >= self._next_report:
             self._next_report += self._step()
             pct = f"{100 * self.sent / self.total:.0f} %" if self.total else ""
-            self.log.info(
-                "%s: %s of %s %s (%s)", self.label, _mib(self.sent), _mib(self.total), pct, self._rate()
-            )
+            self.log.info("%s: %s of %s %s (%s)", self.label, _mib(self.sent), _mib(self.total), pct, self._rate())
 
     def done(self) -> None:
         self.log.info("%s: %s transferred (%s)", self.label, _mib(self.sent), self._rate())
@@ -422,9 +421,7 @@ _XML_FIELD = re.compile(r"<(Code|Message)>([^<]*)</\1>")
 def storage_error(label: str, status: int, body: bytes, headers: Mapping[str, str]) -> ApiError:
     """An error answer of a presigned URL (S3-style XML or anything else)."""
     fields = dict(_XML_FIELD.findall(body.decode("utf-8", "replace")))
-    detail = (
-        " ".join(filter(None, (fields.get("Code"), fields.get("Message")))) or snippet(body) or "empty body"
-    )
+    detail = " ".join(filter(None, (fields.get("Code"), fields.get("Message")))) or snippet(body) or "empty body"
     message = f"{label} failed with HTTP {status}: {detail}"
     if status == 429 or status >= 500:
         retry_after = parse_retry_after(headers.get("Retry-After"))

@@ -138,10 +138,7 @@ def _url_secrets(url: str) -> list[str]:
     parts = urlsplit(url)
     found = [parts.query] if parts.query else []
     for name, value in parse_qsl(parts.query):
-        if (
-            any(word in name.lower() for word in ("signature", "credential", "token", "key"))
-            and len(value) > 4
-        ):
+        if any(word in name.lower() for word in ("signature", "credential", "token", "key")) and len(value) > 4:
             found.append(value)
     return found
 
@@ -219,9 +216,7 @@ class PredictionOneHook(BaseHook):
                 raise
         return self._transport.send(request, self._headers(request), reconcile=reconcile)
 
-    def _forget_stale_key(
-        self, request: ApiRequest[Any], headers: Mapping[str, str], exc: AuthenticationError
-    ) -> bool:
+    def _forget_stale_key(self, request: ApiRequest[Any], headers: Mapping[str, str], exc: AuthenticationError) -> bool:
         if exc.vendor_message not in api.STALE_KEY_MESSAGES or request.credential not in (
             Credential.TRAIN,
             Credential.RETRAIN,
@@ -267,9 +262,7 @@ class PredictionOneHook(BaseHook):
             mask_url(url)
         return urls
 
-    def upload(
-        self, url: str, source: DataSource, *, label: str, landed: Callable[[], bool] | None = None
-    ) -> int:
+    def upload(self, url: str, source: DataSource, *, label: str, landed: Callable[[], bool] | None = None) -> int:
         """Stream ``source`` to a presigned URL (no API key is sent). Returns the bytes sent."""
         mask_url(url)
         return self._transport.upload(url, source, label=label, landed=landed)
@@ -320,19 +313,13 @@ class PredictionOneHook(BaseHook):
         """T9."""
         self.call(api.delete_data_set(data_set_id))
 
-    def _paginate(
-        self, build: Callable[[int, int], ApiRequest[api.Page]], page_size: int
-    ) -> Iterator[dict[str, Any]]:
+    def _paginate(self, build: Callable[[int, int], ApiRequest[api.Page]], page_size: int) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
             page = self.call(build(offset, page_size))
             yield from page.items
             offset += len(page.items)
-            if (
-                not page.items
-                or (page.total is not None and offset >= page.total)
-                or len(page.items) < page_size
-            ):
+            if not page.items or (page.total is not None and offset >= page.total) or len(page.items) < page_size:
                 return
 
     def find_model_id(self, name: str, created_after: datetime | None = None) -> int | None:
@@ -404,9 +391,7 @@ class PredictionOneHook(BaseHook):
         def already_created() -> api.CreatedPredictionApi | None:
             for candidate in self.list_prediction_apis():
                 if candidate.model_id == model_id and candidate.classifier_id not in before:
-                    return api.CreatedPredictionApi(
-                        candidate.classifier_id, candidate.version, candidate.api_key
-                    )
+                    return api.CreatedPredictionApi(candidate.classifier_id, candidate.version, candidate.api_key)
             return None
 
         created = self.call(api.create_prediction_api(model_id, rules), reconcile=already_created)
@@ -435,9 +420,7 @@ class PredictionOneHook(BaseHook):
         is_editable: bool | None = None,
     ) -> api.PredictionApi:
         """C3."""
-        item = self.call(
-            api.update_prediction_api(classifier_id, rules=rules, active=active, is_editable=is_editable)
-        )
+        item = self.call(api.update_prediction_api(classifier_id, rules=rules, active=active, is_editable=is_editable))
         mask_secret(item.api_key)
         return item
 
@@ -456,9 +439,7 @@ class PredictionOneHook(BaseHook):
 
     # --- results -----------------------------------------------------------------------------------
 
-    def download(
-        self, url: str, destination: Path, *, label: str, max_bytes: int = MAX_DOWNLOAD_BYTES
-    ) -> int:
+    def download(self, url: str, destination: Path, *, label: str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> int:
         """Stream a presigned result URL to ``destination``; returns the bytes written."""
         mask_url(url)
         return self._transport.download(url, destination, label=label, max_bytes=max_bytes)
@@ -476,9 +457,7 @@ class PredictionOneHook(BaseHook):
         conn = await get_async_connection(self.predone_conn_id, hook=self)
         info = PredictionOneConnection.from_connection(conn)
         async with shared_session(f"predone:{info.settings.conn_id}:{info.settings.base_url}") as session:
-            yield PredictionOneAsyncClient(
-                info, AsyncTransport(info.settings, api.map_error, session, self.log)
-            )
+            yield PredictionOneAsyncClient(info, AsyncTransport(info.settings, api.map_error, session, self.log))
 
 
 class PredictionOneAsyncClient:

@@ -23,6 +23,7 @@ from airflow_provider_predone.exceptions import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    InvalidInputError,
     NotFoundError,
     TransientApiError,
     UnexpectedResponseError,
@@ -91,6 +92,18 @@ class ApiRequest(Generic[T]):
         return json.dumps(self.json, ensure_ascii=False).encode()
 
 
+def path_id(value: Any, name: str) -> str:
+    """
+    An id that goes into a URL path: non-empty, and unable to change the path.
+
+    :raises InvalidInputError: naming ``name`` and what is allowed.
+    """
+    text = "" if value is None else str(value).strip()
+    if not text or any(c in text for c in "/?#%\\") or text in (".", ".."):
+        raise InvalidInputError(f"{name} must be a non-empty id without '/', '?', '#', '%' or '\\', got {value!r}")
+    return text
+
+
 def _query_value(value: str | int | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -125,9 +138,7 @@ class StatusSets:
             return Phase.FAILURE
         return Phase.RUNNING
 
-    def overridden(
-        self, success: Iterable[str] | None = None, failure: Iterable[str] | None = None
-    ) -> StatusSets:
+    def overridden(self, success: Iterable[str] | None = None, failure: Iterable[str] | None = None) -> StatusSets:
         """These sets with ``success`` and/or ``failure`` replaced (``None`` keeps the default)."""
         return StatusSets(
             success=frozenset(success) if success is not None else self.success,
@@ -200,9 +211,7 @@ class HttpSettings:
             try:
                 value = float(raw)
             except (TypeError, ValueError):
-                raise ValueError(
-                    f"Connection {conn_id!r}: extra {name!r} must be a number, got {raw!r}"
-                ) from None
+                raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be a number, got {raw!r}") from None
             if value < minimum:
                 raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be >= {minimum}, got {raw!r}")
             return value
@@ -260,8 +269,7 @@ def read_answer(
             return request.parse(payload)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UnexpectedResponseError(
-                f"{request.label} answered an unexpected body ({type(exc).__name__}: {exc}): "
-                f"{snippet(body)!r}",
+                f"{request.label} answered an unexpected body ({type(exc).__name__}: {exc}): {snippet(body)!r}",
                 endpoint=request.name,
                 http_status=status,
             ) from None
@@ -272,12 +280,14 @@ def read_answer(
         payload = None
     error = map_error(request, status, payload, text)
     if error is None:
-        error = generic_http_error(request, status, text, conn_id)
+        error = generic_http_error(request, status, text)
+    if isinstance(error, AuthenticationError):
+        error.args = (f"{error} (check the credentials of connection {conn_id!r})",)
     error.retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
     raise error
 
 
-def generic_http_error(request: ApiRequest[Any], status: int, text: str, conn_id: str) -> ApiError:
+def generic_http_error(request: ApiRequest[Any], status: int, text: str) -> ApiError:
     """An error answer the vendor mapping did not recognise: 429/5xx transient, else permanent."""
     what = f"{request.label} failed with HTTP {status}"
     body = f": {snippet(text)!r}" if text.strip() else " and an empty body"
@@ -286,8 +296,7 @@ def generic_http_error(request: ApiRequest[Any], status: int, text: str, conn_id
     cls: type[ApiError] = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError}.get(
         status, BadRequestError
     )
-    hint = f" (check connection {conn_id!r})" if cls is AuthenticationError else ""
-    return cls(f"{what}{body}{hint}", endpoint=request.name, http_status=status)
+    return cls(f"{what}{body}", endpoint=request.name, http_status=status)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -367,6 +376,4 @@ def describe_retry(retry_state: Any) -> str:
     """``attempt 2 failed (TransientApiError: ...); retrying in 1.3 s`` for the retry log line."""
     exc = retry_state.outcome.exception() if retry_state.outcome else None
     wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
-    return (
-        f"attempt {retry_state.attempt_number} failed ({type(exc).__name__}: {exc}); retrying in {wait:.1f} s"
-    )
+    return f"attempt {retry_state.attempt_number} failed ({type(exc).__name__}: {exc}); retrying in {wait:.1f} s"

@@ -28,7 +28,7 @@ from airflow_provider_predone.exceptions import (
     PredictionApiNotRunningError,
     ServerError,
 )
-from airflow_provider_predone.protocol.common import ApiRequest, Credential, StatusSets, snippet
+from airflow_provider_predone.protocol.common import ApiRequest, Credential, StatusSets, path_id, snippet
 
 SERVICE_HOSTS: Mapping[str, str] = {
     "prediction_one": "https://developer-api.predictionone.sony.biz",
@@ -208,9 +208,7 @@ def get_api_key(credential_type: Credential, model_id: int | None = None) -> Api
             raise ValueError("api_key is empty")
         return ApiKey(api_key=key, end_date=parse_datetime(body.get("end_date")))
 
-    return ApiRequest(
-        "Get API Key", "GET", "/api-key", parse, params=params, credential=Credential.SECRET_KEY
-    )
+    return ApiRequest("Get API Key", "GET", "/api-key", parse, params=params, credential=Credential.SECRET_KEY)
 
 
 # --- training (T2-T9) ------------------------------------------------------------------------
@@ -307,9 +305,7 @@ def list_models(offset: int = 0, limit: int = 30) -> ApiRequest[Page]:
 
 def delete_model(model_id: int) -> ApiRequest[None]:
     """T7 delete a model."""
-    return ApiRequest(
-        "Delete Model", "DELETE", f"/models/{int(model_id)}", _ignore, credential=Credential.TRAIN
-    )
+    return ApiRequest("Delete Model", "DELETE", f"/models/{int(model_id)}", _ignore, credential=Credential.TRAIN)
 
 
 def list_data_sets(offset: int = 0, limit: int = 30) -> ApiRequest[Page]:
@@ -369,7 +365,7 @@ def get_retrain_status(retrain_job_id: str, model_id: int) -> ApiRequest[Retrain
     return ApiRequest(
         "Retrain Status Check",
         "GET",
-        f"/retrain_jobs/{_path_id(retrain_job_id, 'retrain_job_id')}",
+        f"/retrain_jobs/{path_id(retrain_job_id, 'retrain_job_id')}",
         parse,
         credential=Credential.RETRAIN,
         model_id=model_id,
@@ -381,7 +377,7 @@ def switch_model(retrain_job_id: str, model_id: int) -> ApiRequest[None]:
     return ApiRequest(
         "Retrain Model Switch",
         "PUT",
-        f"/retrain_jobs/{_path_id(retrain_job_id, 'retrain_job_id')}/update_model",
+        f"/retrain_jobs/{path_id(retrain_job_id, 'retrain_job_id')}/update_model",
         _ignore,
         credential=Credential.RETRAIN,
         model_id=model_id,
@@ -393,9 +389,7 @@ def switch_model(retrain_job_id: str, model_id: int) -> ApiRequest[None]:
 ALLOW_ALL_RULES: tuple[Mapping[str, Any], ...] = ({"source": "0.0.0.0/0", "order": "allow", "priority": 1},)
 
 
-def create_prediction_api(
-    model_id: int, rules: Sequence[Mapping[str, Any]]
-) -> ApiRequest[CreatedPredictionApi]:
+def create_prediction_api(model_id: int, rules: Sequence[Mapping[str, Any]]) -> ApiRequest[CreatedPredictionApi]:
     """C1 Create classifier. Not idempotent."""
 
     def parse(payload: Any) -> CreatedPredictionApi:
@@ -457,7 +451,7 @@ def get_prediction_api(classifier_id: str) -> ApiRequest[PredictionApi]:
     return ApiRequest(
         "Get Classifiers",
         "GET",
-        f"/classifiers/{_path_id(classifier_id, 'classifier_id')}",
+        f"/classifiers/{path_id(classifier_id, 'classifier_id')}",
         parse,
         credential=Credential.TRAIN,
     )
@@ -485,7 +479,7 @@ def update_prediction_api(
     return ApiRequest(
         "Update Classifier",
         "PATCH",
-        f"/classifiers/{_path_id(classifier_id, 'classifier_id')}",
+        f"/classifiers/{path_id(classifier_id, 'classifier_id')}",
         parse,
         json=body,
         credential=Credential.TRAIN,
@@ -497,7 +491,7 @@ def delete_prediction_api(classifier_id: str) -> ApiRequest[None]:
     return ApiRequest(
         "Delete Classifier",
         "DELETE",
-        f"/classifiers/{_path_id(classifier_id, 'classifier_id')}",
+        f"/classifiers/{path_id(classifier_id, 'classifier_id')}",
         _ignore,
         credential=Credential.TRAIN,
     )
@@ -538,17 +532,7 @@ def infer(url: str, csv_bytes: bytes, options: InferenceOptions) -> ApiRequest[I
         outputs = {str(o["name"]): base64.b64decode(o["data"], validate=True) for o in body["outputs"]}
         return InferenceResult(version=_optional_int(body.get("version")), outputs=outputs)
 
-    return ApiRequest(
-        "Inference", "POST", url, parse, json={"inputs": inputs}, credential=Credential.CLASSIFIER
-    )
-
-
-def _path_id(value: Any, name: str) -> str:
-    """An id that goes into a URL path: non-empty and unable to change the path."""
-    text = str(value).strip() if value is not None else ""
-    if not text or any(c in text for c in "/?#%\\") or text in (".", ".."):
-        raise InvalidInputError(f"{name} must be a non-empty id without '/', '?', '#' or '%', got {value!r}")
-    return text
+    return ApiRequest("Inference", "POST", url, parse, json={"inputs": inputs}, credential=Credential.CLASSIFIER)
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -603,9 +587,7 @@ def map_error(request: ApiRequest[Any], status: int, payload: Any, text: str) ->
     if error:
         parts.append(str(error))
     what = f"{request.label} failed ({', '.join(parts)}): {message_text or snippet(text)!r} — {meaning}"
-    return cls(
-        what, endpoint=request.name, http_status=status, code=code, error=error, vendor_message=message_text
-    )
+    return cls(what, endpoint=request.name, http_status=status, code=code, error=error, vendor_message=message_text)
 
 
 # --- train config -----------------------------------------------------------------------------
@@ -627,9 +609,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     :raises InvalidInputError: naming every offending key.
     """
     if not isinstance(config, Mapping):
-        raise InvalidInputError(
-            f"config must be a mapping of config keys to values, got {type(config).__name__}"
-        )
+        raise InvalidInputError(f"config must be a mapping of config keys to values, got {type(config).__name__}")
     problems: list[str] = []
     out: dict[str, Any] = {}
     unknown = sorted(set(config) - set(CONFIG_KEYS))
@@ -666,9 +646,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         out["tc"] = tc
     tt = text("tt")
     if tt not in TARGET_TYPES:
-        problems.append(
-            f"'tt' (prediction type) must be one of {list(TARGET_TYPES)}, got {config.get('tt')!r}"
-        )
+        problems.append(f"'tt' (prediction type) must be one of {list(TARGET_TYPES)}, got {config.get('tt')!r}")
     else:
         out["tt"] = tt
     tv = text("tv")
@@ -691,9 +669,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if out.get("im") == "true" and tt == "regression":
         problems.append("'im' (class imbalance) is only allowed for classification")
     tsm = out.get("tsm") == "true"
-    ts_keys = [
-        k for k in ("tsu", "tsc", "tsi", "tsf", "tst", "tss", "tsin", "tsine") if config.get(k) is not None
-    ]
+    ts_keys = [k for k in ("tsu", "tsc", "tsi", "tsf", "tst", "tss", "tsin", "tsine") if config.get(k) is not None]
     if tsm and tt is not None and tt != "regression":
         problems.append("'tsm' (time-series mode) is only allowed when 'tt' is regression")
     if not tsm and ts_keys:

@@ -1,0 +1,783 @@
+"""
+Operators for the Prediction One model lifecycle: train, deploy a prediction API, score,
+retrain, gate and switch, plus listing and clean-up.
+
+Module-level imports stay light (no HTTP client libraries): DAG files import this module
+at every parse, so the hook and triggers are imported only when a task runs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_predone import files
+from airflow_provider_predone._task_state import TaskState
+from airflow_provider_predone.exceptions import (
+    InvalidInputError,
+    JobNotFinishedError,
+    NotFoundError,
+    QualityGateRejectedError,
+)
+from airflow_provider_predone.operators.base import JobOperator
+from airflow_provider_predone.protocol import predone as api
+from airflow_provider_predone.protocol.common import Phase, path_id
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_predone.hooks.predone import PredictionOneHook
+
+SUMMARY_FILE = "model_summary.json"
+#: A model found in the model list counts as ours if created no earlier than this before we asked.
+MODEL_LOOKUP_SLACK = timedelta(minutes=10)
+
+
+def model_id_value(value: Any, field: str = "model_id") -> int:
+    """A model id from a literal, a rendered template (``"3"``) or the train task's XCom dict."""
+    if isinstance(value, Mapping) and "model_id" in value:
+        value = value["model_id"]
+    try:
+        model_id = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{field} must be a positive integer id, got {value!r}") from None
+    if model_id <= 0:
+        raise InvalidInputError(f"{field} must be a positive integer id, got {value!r}")
+    return model_id
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """
+    What a quality gate is given to decide on a retrained model.
+
+    :param path: the folder holding the extracted result archive.
+    :param metrics: the retrained model's metrics, where the result format is known (the
+        emulator's ``model_summary.json``), else ``None``.
+    :param previous_metrics: the metrics of the model served until now on the same evaluation
+        data, where known.
+    :param summary: the whole parsed summary, where known.
+    """
+
+    path: Path
+    metrics: dict[str, Any] | None
+    previous_metrics: dict[str, Any] | None
+    summary: dict[str, Any] | None
+
+
+class PredictionOneBaseOperator(JobOperator):
+    """
+    Shared plumbing of the Prediction One operators: the hook and result archives.
+
+    :param predone_conn_id: the ``predone`` connection.
+    """
+
+    def __init__(self, *, predone_conn_id: str = "predone_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.predone_conn_id = predone_conn_id
+
+    @property
+    def conn_id(self) -> str:
+        return self.predone_conn_id
+
+    @cached_property
+    def hook(self) -> PredictionOneHook:
+        from airflow_provider_predone.hooks.predone import PredictionOneHook
+
+        return PredictionOneHook(predone_conn_id=self.predone_conn_id)
+
+    def fetch_result(self, url: str, label: str, result_dir: str | None, job_id: str) -> RetrainResult:
+        """Download a result zip, extract it safely and read the summary where the format is known."""
+        with tempfile.TemporaryDirectory(prefix="predone-result-") as scratch:
+            archive = Path(scratch) / "result.zip"
+            self.hook.download(url, archive, label=label)
+            target = Path(result_dir) / job_id if result_dir else Path(scratch) / "extracted"
+            members = files.safe_extract(archive, target)
+            self.log.info("%s: extracted %d file(s) to %s", label, len(members), target if result_dir else "a temp dir")
+            summary = files.read_json_member(target, SUMMARY_FILE)
+            return RetrainResult(
+                path=target,
+                metrics=_dict_or_none(summary, "metrics"),
+                previous_metrics=_dict_or_none((summary or {}).get("previous"), "metrics"),
+                summary=summary,
+            )
+
+
+def _dict_or_none(container: Any, key: str) -> dict[str, Any] | None:
+    value = container.get(key) if isinstance(container, Mapping) else None
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+class PredictionOneTrainOperator(PredictionOneBaseOperator):
+    """
+    Train a Prediction One model: validate, upload, create the model, wait, fetch the result.
+
+    The config is checked against the vendor's rules and the data against the config before
+    anything is uploaded. A retried task re-attaches to its training instead of starting a
+    second one.
+
+    :param train_data: the training CSV: a local path or an object storage URL / ``ObjectStoragePath``.
+    :param model_name: the model's name in Prediction One.
+    :param config: the training config (``tc``, ``tt``, ``tv``, ``cv``, ...; see the vendor reference).
+    :param eval_data: optional evaluation CSV.
+    :param column_info: optional column types: a mapping column → ``string``/``float``/``date``
+        (written as the vendor's UTF-8-with-BOM CSV) or a path to such a CSV.
+    :param wait_for_completion: wait until training ends (else return after it started).
+    :param deferrable: wait in the triggerer instead of on a worker.
+    :param poll_interval: seconds between status checks.
+    :param timeout: how long to wait for training, seconds or a timedelta.
+    :param result_dir: where to keep the extracted result (under ``<result_dir>/<external_process_id>``);
+        without it the result is read for its summary and discarded.
+    :param predone_conn_id: the ``predone`` connection.
+    :return: ``{"model_id", "external_process_id", "status", "result_path", "metrics"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "train_data",
+        "eval_data",
+        "model_name",
+        "config",
+        "column_info",
+        "result_dir",
+    )
+    template_fields_renderers = {"config": "json", "column_info": "json"}
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        train_data: Any,
+        model_name: str,
+        config: Mapping[str, Any],
+        eval_data: Any = None,
+        column_info: Mapping[str, str] | str | None = None,
+        result_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.train_data = train_data
+        self.model_name = model_name
+        self.config = config
+        self.eval_data = eval_data
+        self.column_info = column_info
+        self.result_dir = result_dir
+
+    def _prepare(self) -> tuple[dict[str, Any], files.DataSource, files.DataSource | None, Any]:
+        """Every check that can fail on the input, before anything is sent."""
+        if not isinstance(self.model_name, str) or not self.model_name.strip():
+            raise InvalidInputError(f"model_name must be a non-empty string, got {self.model_name!r}")
+        config = api.validate_config(self.config)
+        self.check_waiting()
+        train = files.resolve("train_data", self.train_data)
+        header = files.read_csv_header(train)
+        files.check_columns(train, header, api.config_columns(config))
+        evaluation = None
+        if self.eval_data is not None:
+            evaluation = files.resolve("eval_data", self.eval_data)
+            files.check_columns(evaluation, files.read_csv_header(evaluation), {"tc": config["tc"]})
+        column_info = None
+        if self.column_info is not None:
+            column_info = files.column_info_rows(self.column_info)
+            if isinstance(column_info, list):
+                files.check_columns(train, header, {f"column_info[{c!r}]": c for c, _ in column_info})
+        return config, train, evaluation, column_info
+
+    def execute(self, context: Context) -> Any:
+        config, train, evaluation, column_info = self._prepare()
+        state = TaskState(context, "training")
+        recorded = state.get()
+        if recorded and self._training_exists(recorded["external_process_id"]):
+            self.log.info("Re-attaching to training %s started by an earlier try", recorded["external_process_id"])
+            external_process_id, requested_at = recorded["external_process_id"], recorded["requested_at"]
+        else:
+            external_process_id, requested_at = self._start(state, config, train, evaluation, column_info)
+        if not self.wait_for_completion:
+            return {"external_process_id": external_process_id, "model_id": None, "status": "started"}
+        from airflow_provider_predone.triggers.predone import PredictionOneTrainTrigger
+
+        trigger = PredictionOneTrainTrigger(external_process_id=external_process_id, **self.trigger_kwargs())
+        return self.wait_for(context, trigger, requested_at=requested_at)
+
+    def _training_exists(self, external_process_id: str) -> bool:
+        try:
+            self.hook.get_train_status(external_process_id)
+        except NotFoundError:
+            return False
+        return True
+
+    def _start(
+        self,
+        state: TaskState,
+        config: dict[str, Any],
+        train: files.DataSource,
+        evaluation: files.DataSource | None,
+        column_info: Any,
+    ) -> tuple[str, str]:
+        urls = self.hook.get_upload_urls("csv")
+        external_process_id = urls.external_process_id
+        requested_at = datetime.now(UTC).isoformat()
+        # Recorded before the model is created: a retry after a crash anywhere below finds it.
+        state.set({"external_process_id": external_process_id, "requested_at": requested_at})
+        self.hook.upload(urls.learn_data_set_upload_url, train, label=f"Training data {train.name}")
+        if evaluation is not None:
+            self.hook.upload(urls.eval_data_set_upload_url, evaluation, label=f"Evaluation data {evaluation.name}")
+        if column_info is not None:
+            self._upload_column_info(urls.column_info_upload_url, column_info)
+        self.hook.create_model(external_process_id, self.model_name, config)
+        self.log.info("Training %s of model %r started", external_process_id, self.model_name)
+        return external_process_id, requested_at
+
+    def _upload_column_info(self, url: str, column_info: Any) -> None:
+        if isinstance(column_info, files.DataSource):
+            self.hook.upload(url, column_info, label="Column info")
+            return
+        with tempfile.TemporaryDirectory(prefix="predone-column-info-") as scratch:
+            path = files.write_column_info(column_info, Path(scratch) / "column_info.csv")
+            self.hook.upload(url, files.resolve("column_info", path), label="Column info")
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        from airflow_provider_predone.triggers.base import validate_event
+
+        event = validate_event(event, "external_process_id")
+        external_process_id = event["external_process_id"]
+        status = self.hook.get_train_status(external_process_id)
+        requested_at = api.parse_datetime(kwargs.get("requested_at"))
+        created_after = requested_at - MODEL_LOOKUP_SLACK if requested_at else None
+        model_id = status.model_id or self.hook.find_model_id(self.model_name, created_after)
+        result = None
+        if status.result_url:
+            result = self.fetch_result(status.result_url, "Training result", self.result_dir, external_process_id)
+        TaskState(context, "training").clear()
+        self.log.info(
+            "Training %s finished: model_id=%s metrics=%s",
+            external_process_id,
+            model_id,
+            result and result.metrics,
+        )
+        return {
+            "model_id": model_id,
+            "external_process_id": external_process_id,
+            "status": status.status,
+            "result_path": str(result.path) if result and self.result_dir else None,
+            "metrics": result.metrics if result else None,
+        }
+
+
+# --- retraining -----------------------------------------------------------------------------------
+
+
+class PredictionOneRetrainOperator(PredictionOneBaseOperator):
+    """
+    Retrain a model with new data (and optional evaluation data), exactly once.
+
+    With ``eval_data`` the vendor's ``train_src/`` + ``eval_src/`` zip is built (streamed, in a
+    temp dir). The retrain job id is recorded before the upload — the upload starts the job —
+    so a retried task re-attaches to that job instead of uploading again.
+
+    :param model_id: the model to retrain (an int, a template, or the train task's XCom).
+    :param train_data: the new training CSV (local path or object storage).
+    :param eval_data: optional evaluation CSV.
+    :param upload_filename: the file name announced to the service (defaults to the train
+        file's name, or its stem + ``.zip`` with evaluation data). Non-ASCII names are fine.
+    :param result_dir: where to keep the extracted result (under ``<result_dir>/<retrain_job_id>``).
+    :return: ``{"retrain_job_id", "model_id", "status", "result_path", "metrics", "previous_metrics"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_id", "train_data", "eval_data", "upload_filename", "result_dir")
+    ui_color = "#fef7e0"
+
+    def __init__(
+        self,
+        *,
+        model_id: Any,
+        train_data: Any,
+        eval_data: Any = None,
+        upload_filename: str | None = None,
+        result_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_id = model_id
+        self.train_data = train_data
+        self.eval_data = eval_data
+        self.upload_filename = upload_filename
+        self.result_dir = result_dir
+
+    def _prepare(self) -> tuple[int, files.DataSource, files.DataSource | None, str]:
+        model_id = model_id_value(self.model_id)
+        self.check_waiting()
+        train = files.resolve("train_data", self.train_data)
+        header = files.read_csv_header(train)
+        evaluation = None
+        if self.eval_data is not None:
+            evaluation = files.resolve("eval_data", self.eval_data)
+            eval_header = files.read_csv_header(evaluation)
+            missing = [c for c in header if c not in eval_header]
+            if missing:
+                raise InvalidInputError(f"eval_data: {evaluation} lacks the training data's column(s) {missing}")
+        default_name = train.name if evaluation is None else f"{Path(train.name).stem}.zip"
+        filename = self.upload_filename or default_name
+        suffix = ".zip" if evaluation is not None else ".csv"
+        if any(c in filename for c in "/\\") or filename in (".", "..") or not filename.lower().endswith(suffix):
+            raise InvalidInputError(
+                f"upload_filename must be a plain file name ending in {suffix} (no '/' or '\\'), got {filename!r}"
+            )
+        return model_id, train, evaluation, filename
+
+    def execute(self, context: Context) -> Any:
+        model_id, train, evaluation, filename = self._prepare()
+        state = TaskState(context, "retrain_job")
+        recorded = state.get()
+        if (
+            recorded
+            and recorded.get("model_id") == model_id
+            and self.hook.retrain_started(recorded["retrain_job_id"], model_id)
+        ):
+            retrain_job_id = recorded["retrain_job_id"]
+            self.log.info("Re-attaching to retrain job %s started by an earlier try", retrain_job_id)
+        else:
+            if recorded:
+                self.log.info(
+                    "Retrain job %s of an earlier try never started; starting afresh",
+                    recorded["retrain_job_id"],
+                )
+            retrain_job_id = self._start(state, model_id, train, evaluation, filename)
+        if not self.wait_for_completion:
+            return {"retrain_job_id": retrain_job_id, "model_id": model_id, "status": "started"}
+        from airflow_provider_predone.triggers.predone import PredictionOneRetrainTrigger
+
+        trigger = PredictionOneRetrainTrigger(retrain_job_id=retrain_job_id, model_id=model_id, **self.trigger_kwargs())
+        return self.wait_for(context, trigger)
+
+    def _start(
+        self,
+        state: TaskState,
+        model_id: int,
+        train: files.DataSource,
+        evaluation: files.DataSource | None,
+        filename: str,
+    ) -> str:
+        with tempfile.TemporaryDirectory(prefix="predone-retrain-") as scratch:
+            source = train
+            if evaluation is not None:
+                archive = files.build_retrain_zip(train, evaluation, Path(scratch) / filename)
+                source = files.resolve("retrain archive", archive, extensions=(".zip",))
+            upload = self.hook.get_retrain_upload_url(model_id, filename)
+            # Recorded before the upload: completing the upload starts the job.
+            state.set({"retrain_job_id": upload.retrain_job_id, "model_id": model_id})
+            self.hook.upload_retrain_data(upload, model_id, source)
+        self.log.info("Retrain job %s of model %s started", upload.retrain_job_id, model_id)
+        return upload.retrain_job_id
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        from airflow_provider_predone.triggers.base import validate_event
+
+        event = validate_event(event, "retrain_job_id", "model_id")
+        retrain_job_id, model_id = event["retrain_job_id"], int(event["model_id"])
+        status = self.hook.get_retrain_status(retrain_job_id, model_id)
+        result = None
+        if status.download_url:
+            result = self.fetch_result(status.download_url, "Retrain result", self.result_dir, retrain_job_id)
+        TaskState(context, "retrain_job").clear()
+        return {
+            "retrain_job_id": retrain_job_id,
+            "model_id": model_id,
+            "status": status.status,
+            "result_path": str(result.path) if result and self.result_dir else None,
+            "metrics": result.metrics if result else None,
+            "previous_metrics": result.previous_metrics if result else None,
+        }
+
+
+class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
+    """
+    Switch a model's prediction API to its retrained version, optionally behind a quality gate.
+
+    :param retrain_job_id: the finished retrain job (or the retrain task's XCom dict).
+    :param model_id: the model (its retrain key authorises the switch); taken from
+        ``retrain_job_id`` when that is the retrain task's XCom dict.
+    :param quality_gate: ``callable(RetrainResult) -> bool``; ``False`` fails the task with
+        :class:`QualityGateRejectedError` and switches nothing.
+    :param result_dir: where to keep the downloaded result the gate looked at.
+    :return: ``{"retrain_job_id", "model_id", "switched", "metrics", "previous_metrics"}``.
+    """
+
+    template_fields: Sequence[str] = ("retrain_job_id", "model_id", "result_dir")
+    ui_color = "#e6f4ea"
+
+    def __init__(
+        self,
+        *,
+        retrain_job_id: Any,
+        model_id: Any = None,
+        quality_gate: Callable[[RetrainResult], bool] | None = None,
+        result_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.retrain_job_id = retrain_job_id
+        self.model_id = model_id
+        self.quality_gate = quality_gate
+        self.result_dir = result_dir
+
+    def execute(self, context: Context) -> Any:
+        job = self.retrain_job_id if isinstance(self.retrain_job_id, Mapping) else {}
+        retrain_job_id = path_id(job.get("retrain_job_id", self.retrain_job_id), "retrain_job_id")
+        model_id = model_id_value(self.model_id if self.model_id is not None else job.get("model_id"))
+        if self.quality_gate is not None and not callable(self.quality_gate):
+            raise InvalidInputError(f"quality_gate must be a callable, got {self.quality_gate!r}")
+        status = self.hook.get_retrain_status(retrain_job_id, model_id)
+        if api.RETRAIN_STATUSES.classify(status.status) is not Phase.SUCCESS:
+            raise JobNotFinishedError(
+                f"Retrain job {retrain_job_id} is {status.status!r}, not finished: "
+                "retraining has not finished yet, so the model cannot be switched",
+                endpoint="Retrain Model Switch",
+                vendor_message="Retrain job is not finished.",
+            )
+        result = None
+        if self.quality_gate is not None:
+            if not status.download_url:
+                raise QualityGateRejectedError(f"Retrain job {retrain_job_id} has no result to judge")
+            result = self.fetch_result(status.download_url, "Retrain result", self.result_dir, retrain_job_id)
+            verdict = self.quality_gate(result)
+            if not verdict:
+                raise QualityGateRejectedError(
+                    f"The quality gate refused retrain job {retrain_job_id} of model {model_id} "
+                    f"(metrics {result.metrics}, previous {result.previous_metrics}); nothing was switched"
+                )
+            self.log.info("The quality gate accepted retrain job %s", retrain_job_id)
+        self.hook.switch_model(retrain_job_id, model_id)
+        self.log.info("Model %s now serves retrain job %s", model_id, retrain_job_id)
+        return {
+            "retrain_job_id": retrain_job_id,
+            "model_id": model_id,
+            "switched": True,
+            "metrics": result.metrics if result else None,
+            "previous_metrics": result.previous_metrics if result else None,
+        }
+
+
+def metric_gate(
+    metric: str, *, higher_is_better: bool = True, min_gain: float = 0.0
+) -> Callable[[RetrainResult], bool]:
+    """
+    A ready-made quality gate: accept when ``metric`` is at least as good as before (by
+    ``min_gain``). Refuses when the metric is unknown.
+
+    :param metric: a key of the summary's ``metrics`` (``auc``, ``rmse``, ...).
+    :param higher_is_better: ``False`` for error metrics such as ``rmse``.
+    :param min_gain: how much better the new model must be.
+    """
+
+    def gate(result: RetrainResult) -> bool:
+        new = (result.metrics or {}).get(metric)
+        old = (result.previous_metrics or {}).get(metric)
+        if new is None:
+            return False
+        if old is None:
+            return True
+        gain = (new - old) if higher_is_better else (old - new)
+        return bool(gain >= min_gain)
+
+    gate.__name__ = f"metric_gate_{metric}"
+    return gate
+
+
+# --- prediction APIs -------------------------------------------------------------------------------
+
+
+class PredictionOneCreatePredictionApiOperator(PredictionOneBaseOperator):
+    """
+    Deploy a model as a prediction API (classifier) and wait until it is ``running``.
+
+    The API's inference key is never returned or stored: scoring looks it up by id.
+
+    :param model_id: the model to deploy.
+    :param ip_rules: access rules ``[{"source": CIDR, "order": "allow"|"deny", "priority": int}]``;
+        the default allows every address.
+    :return: ``{"classifier_id", "model_id", "url", "status", "version"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_id", "ip_rules")
+    ui_color = "#fce8e6"
+
+    def __init__(
+        self,
+        *,
+        model_id: Any,
+        ip_rules: Sequence[Mapping[str, Any]] = api.ALLOW_ALL_RULES,
+        poll_interval: float = 15.0,
+        timeout: float | timedelta = 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poll_interval=poll_interval, timeout=timeout, **kwargs)
+        self.model_id = model_id
+        self.ip_rules = ip_rules
+
+    def execute(self, context: Context) -> Any:
+        model_id = model_id_value(self.model_id)
+        rules = validate_ip_rules(self.ip_rules)
+        self.check_waiting()
+        state = TaskState(context, "prediction_api")
+        recorded = state.get()
+        classifier_id = recorded.get("classifier_id") if recorded else None
+        if classifier_id and not self._exists(classifier_id):
+            classifier_id = None
+        if classifier_id:
+            self.log.info("Re-attaching to prediction API %s created by an earlier try", classifier_id)
+        else:
+            classifier_id = self.hook.create_prediction_api(model_id, rules).classifier_id
+            state.set({"classifier_id": classifier_id})
+            self.log.info("Prediction API %s for model %s is being built", classifier_id, model_id)
+        if not self.wait_for_completion:
+            return self._describe(classifier_id)
+        from airflow_provider_predone.triggers.predone import PredictionOnePredictionApiTrigger
+
+        trigger = PredictionOnePredictionApiTrigger(classifier_id=classifier_id, **self.trigger_kwargs())
+        return self.wait_for(context, trigger)
+
+    def _exists(self, classifier_id: str) -> bool:
+        try:
+            self.hook.get_prediction_api(classifier_id)
+        except NotFoundError:
+            return False
+        return True
+
+    def _describe(self, classifier_id: str) -> dict[str, Any]:
+        prediction_api = self.hook.get_prediction_api(classifier_id)
+        return {
+            "classifier_id": prediction_api.classifier_id,
+            "model_id": prediction_api.model_id,
+            "url": prediction_api.url,
+            "status": prediction_api.status,
+            "version": prediction_api.version,
+        }
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        from airflow_provider_predone.triggers.base import validate_event
+
+        event = validate_event(event, "classifier_id")
+        TaskState(context, "prediction_api").clear()
+        return self._describe(event["classifier_id"])
+
+
+def validate_ip_rules(rules: Any) -> list[dict[str, Any]]:
+    """Check prediction API access rules; every problem names the rule and the field."""
+    import ipaddress
+
+    if isinstance(rules, Mapping) or not isinstance(rules, Sequence) or isinstance(rules, str) or not rules:
+        raise InvalidInputError(f"ip_rules must be a non-empty list of rules, got {rules!r}")
+    out = []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, Mapping):
+            raise InvalidInputError(f"ip_rules[{i}] must be a mapping, got {rule!r}")
+        try:
+            ipaddress.ip_network(str(rule.get("source")), strict=False)
+        except ValueError:
+            raise InvalidInputError(
+                f"ip_rules[{i}].source must be a CIDR such as 0.0.0.0/0, got {rule.get('source')!r}"
+            ) from None
+        if rule.get("order") not in ("allow", "deny"):
+            raise InvalidInputError(f"ip_rules[{i}].order must be 'allow' or 'deny', got {rule.get('order')!r}")
+        try:
+            priority = int(rule.get("priority", i + 1))
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"ip_rules[{i}].priority must be an integer, got {rule.get('priority')!r}"
+            ) from None
+        out.append({"source": str(rule["source"]), "order": rule["order"], "priority": priority})
+    return out
+
+
+class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
+    """
+    Score a CSV of any size through a prediction API, one row per request as the vendor expects.
+
+    Rows stream in and results stream out in input order, with at most ``concurrency``
+    requests in flight (memory does not grow with the file); transient failures are retried.
+    The output has a ``row_number`` column (1-based input order) followed by the vendor's
+    ``prediction_valid.csv`` columns; with ``with_reasons`` the reasons
+    (``prediction_analysis.csv``) go to ``reasons_data``.
+
+    :param classifier_id: the prediction API (must be ``running``).
+    :param input_data: the CSV to score (local path or object storage).
+    :param output_data: where to write predictions (local path or object storage).
+    :param concurrency: requests in flight.
+    :param with_reasons: also fetch the reasons behind each prediction.
+    :param reasons_data: where to write reasons (default: ``<output stem>_reasons.csv``).
+    :param id_column: a column of the input to prepend to each prediction (vendor ``pc``).
+    :param echo_input: append the input columns to each prediction (vendor ``ad``).
+    :return: ``{"rows_in", "rows_scored", "output_data", "reasons_data", "model_version"}``.
+    """
+
+    template_fields: Sequence[str] = ("classifier_id", "input_data", "output_data", "reasons_data")
+    ui_color = "#f3e8fd"
+
+    def __init__(
+        self,
+        *,
+        classifier_id: Any,
+        input_data: Any,
+        output_data: Any,
+        concurrency: int = 8,
+        with_reasons: bool = False,
+        reasons_data: Any = None,
+        id_column: str | None = None,
+        echo_input: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.classifier_id = classifier_id
+        self.input_data = input_data
+        self.output_data = output_data
+        self.concurrency = concurrency
+        self.with_reasons = with_reasons
+        self.reasons_data = reasons_data
+        self.id_column = id_column
+        self.echo_input = echo_input
+
+    def execute(self, context: Context) -> Any:
+        from airflow_provider_predone.scoring import BatchScorer
+
+        classifier_id = path_id(self.classifier_id, "classifier_id")
+        if (
+            not isinstance(self.concurrency, int)
+            or isinstance(self.concurrency, bool)
+            or not 1 <= self.concurrency <= 256
+        ):
+            raise InvalidInputError(f"concurrency must be an integer from 1 to 256, got {self.concurrency!r}")
+        source = files.resolve("input_data", self.input_data)
+        header = files.read_csv_header(source)
+        if self.id_column is not None:
+            files.check_columns(source, header, {"id_column": self.id_column})
+        output = files.output_location("output_data", self.output_data)
+        reasons = None
+        if self.with_reasons:
+            default = output.with_name(f"{Path(str(output.name)).stem}_reasons.csv")
+            reasons = files.output_location("reasons_data", self.reasons_data or default)
+        prediction_api = self.hook.get_prediction_api(classifier_id)
+        if api.PREDICTION_API_STATUSES.classify(prediction_api.status) is not Phase.SUCCESS:
+            from airflow_provider_predone.exceptions import PredictionApiNotRunningError
+
+            raise PredictionApiNotRunningError(
+                f"Prediction API {classifier_id} is {prediction_api.status!r}, not running: nothing was scored",
+                endpoint="Inference",
+            )
+        options = api.InferenceOptions(ar=self.with_reasons, ad=self.echo_input, nr=True, pc=self.id_column)
+        scorer = BatchScorer(self.hook, prediction_api, options, concurrency=self.concurrency, log=self.log)
+        counts = scorer.run(source, output, reasons)
+        return {
+            "rows_in": counts.rows_in,
+            "rows_scored": counts.rows_scored,
+            "output_data": str(output),
+            "reasons_data": str(reasons) if reasons else None,
+            "model_version": counts.model_version,
+        }
+
+
+# --- listing and clean-up ----------------------------------------------------------------------------
+
+
+class _ListOperator(PredictionOneBaseOperator):
+    """Lists return a list: one XCom, not one per key."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("multiple_outputs", False)
+        super().__init__(**kwargs)
+
+
+class PredictionOneListModelsOperator(_ListOperator):
+    """List models: ``[{model_id, name, target_type, version, ...}]``."""
+
+    def execute(self, context: Context) -> Any:
+        return list(self.hook.list_models())
+
+
+class PredictionOneListDataSetsOperator(_ListOperator):
+    """List data sets (without their presigned ``download_url``)."""
+
+    def execute(self, context: Context) -> Any:
+        return [{k: v for k, v in item.items() if k != "download_url"} for item in self.hook.list_data_sets()]
+
+
+class PredictionOneListPredictionApisOperator(_ListOperator):
+    """List prediction APIs (without their inference keys)."""
+
+    def execute(self, context: Context) -> Any:
+        return [item.public() for item in self.hook.list_prediction_apis()]
+
+
+class _DeleteOperator(PredictionOneBaseOperator):
+    """Delete one resource; already gone counts as done unless ``missing_ok`` is false."""
+
+    resource = ""
+    id_field = ""
+
+    def __init__(self, *, missing_ok: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.missing_ok = missing_ok
+
+    def delete(self, resource_id: Any) -> None:
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> Any:
+        resource_id = getattr(self, self.id_field)
+        try:
+            self.delete(resource_id)
+        except NotFoundError:
+            if not self.missing_ok:
+                raise
+            self.log.info("%s %s was already gone", self.resource, resource_id)
+            return {self.id_field: resource_id, "deleted": False}
+        self.log.info("Deleted %s %s", self.resource, resource_id)
+        return {self.id_field: resource_id, "deleted": True}
+
+
+class PredictionOneDeleteModelOperator(_DeleteOperator):
+    """Delete a model. :param model_id: the model."""
+
+    template_fields: Sequence[str] = ("model_id",)
+    resource, id_field = "model", "model_id"
+
+    def __init__(self, *, model_id: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_id = model_id
+
+    def delete(self, resource_id: Any) -> None:
+        self.hook.delete_model(model_id_value(resource_id))
+
+
+class PredictionOneDeleteDataSetOperator(_DeleteOperator):
+    """Delete a data set. :param data_set_id: the data set."""
+
+    template_fields: Sequence[str] = ("data_set_id",)
+    resource, id_field = "data set", "data_set_id"
+
+    def __init__(self, *, data_set_id: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data_set_id = data_set_id
+
+    def delete(self, resource_id: Any) -> None:
+        self.hook.delete_data_set(model_id_value(resource_id, "data_set_id"))
+
+
+class PredictionOneDeletePredictionApiOperator(_DeleteOperator):
+    """Delete a prediction API. :param classifier_id: the prediction API."""
+
+    template_fields: Sequence[str] = ("classifier_id",)
+    resource, id_field = "prediction API", "classifier_id"
+
+    def __init__(self, *, classifier_id: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.classifier_id = classifier_id
+
+    def delete(self, resource_id: Any) -> None:
+        self.hook.delete_prediction_api(path_id(resource_id, "classifier_id"))

@@ -1,0 +1,214 @@
+"""
+The polling loop shared by every status trigger of this provider, and the event contract
+shared by every operator and sensor that resumes from one.
+
+A trigger's kwargs are ids, a connection id, a poll interval and a deadline — never secrets —
+so it can be serialised, cancelled and restarted on any triggerer and resume the same job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_predone import exceptions
+from airflow_provider_predone.exceptions import ApiError
+from airflow_provider_predone.protocol.common import Phase, StatusSets
+
+#: Longest pause between polls while the service keeps failing transiently.
+MAX_ERROR_BACKOFF = 300.0
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One observation of a remote job: the vendor status plus what an event should carry."""
+
+    status: str
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class StatusTrigger(BaseTrigger):
+    """
+    Polls one remote job until it succeeds, fails or the deadline passes.
+
+    * one client (one HTTP session, the connection resolved once) for the whole run;
+    * a status change is logged once, not every poll;
+    * transient errors (after the hook's own retries) keep the trigger polling with backoff;
+    * at the deadline the status is checked one final time before a ``timeout`` event;
+    * unknown statuses count as running; success and failure sets can be replaced.
+
+    :param conn_id: the Airflow connection.
+    :param poll_interval: seconds between status checks.
+    :param deadline: absolute deadline (Unix time). ``None`` means ``timeout`` seconds after
+        this trigger starts (used when a task starts straight in the triggerer).
+    :param timeout: seconds, used only when ``deadline`` is ``None``.
+    :param success_statuses: replaces the vendor's success statuses.
+    :param failure_statuses: replaces the vendor's failure statuses.
+    """
+
+    #: the vendor's status classification, replaced per instance by the user's sets
+    default_statuses: StatusSets
+    #: what the job is called in log lines and messages, e.g. "training"
+    job_noun: str = "job"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        poll_interval: float = 30.0,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        success_statuses: Iterable[str] | None = None,
+        failure_statuses: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        if poll_interval <= 0:
+            raise exceptions.InvalidInputError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
+        if deadline is None and (timeout is None or timeout <= 0):
+            raise exceptions.InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
+        self.conn_id = conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = deadline
+        self.timeout = timeout
+        self.success_statuses = sorted(success_statuses) if success_statuses is not None else None
+        self.failure_statuses = sorted(failure_statuses) if failure_statuses is not None else None
+
+    # --- what each trigger defines --------------------------------------------------------------
+
+    @abstractmethod
+    def job_ids(self) -> dict[str, Any]:
+        """The ids identifying the job; they go into every event and the serialised kwargs."""
+
+    @abstractmethod
+    def client(self) -> AbstractAsyncContextManager[Any]:
+        """An async client (one session) for the whole run."""
+
+    @abstractmethod
+    async def fetch(self, client: Any) -> JobStatus:
+        """Check the job's status once."""
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                **self.job_ids(),
+                "conn_id": self.conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "timeout": self.timeout,
+                "success_statuses": self.success_statuses,
+                "failure_statuses": self.failure_statuses,
+            },
+        )
+
+    @property
+    def statuses(self) -> StatusSets:
+        return self.default_statuses.overridden(self.success_statuses, self.failure_statuses)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The event is yielded after the client is closed: a generator suspended inside an
+        # ``async with`` cannot be closed cleanly by whoever stops iterating after one event.
+        yield await self.poll()
+
+    async def poll(self) -> TriggerEvent:
+        """Poll until the job ends or the deadline passes; the one event this trigger fires."""
+        deadline = self.deadline if self.deadline is not None else time.time() + float(self.timeout or 0)
+        statuses = self.statuses
+        last: str | None = None
+        failures = 0
+        async with self.client() as client:
+            while True:
+                final = time.time() >= deadline
+                try:
+                    observed = await self.fetch(client)
+                except ApiError as exc:
+                    if not exc.transient:
+                        return self._event("error", last, str(exc), error_type=type(exc).__name__)
+                    if final:
+                        return self._event("timeout", last, f"deadline passed while the service kept failing: {exc}")
+                    failures += 1
+                    pause = min(self.poll_interval * 2 ** min(failures, 16), MAX_ERROR_BACKOFF)
+                    self.log.warning("%s: status check failed (%s); next try in %.0f s", self._name(), exc, pause)
+                    await asyncio.sleep(min(pause, max(deadline - time.time(), 0.0)))
+                    continue
+                failures = 0
+                if observed.status != last:
+                    self.log.info("%s is now %r", self._name(), observed.status)
+                    last = observed.status
+                phase = statuses.classify(observed.status)
+                if phase is Phase.SUCCESS:
+                    return self._event(
+                        "success", observed.status, f"{self._name()} is {observed.status!r}", **observed.details
+                    )
+                if phase is Phase.FAILURE:
+                    reason = f": {observed.message}" if observed.message else ""
+                    message = f"{self._name()} ended with status {observed.status!r}{reason}"
+                    return self._event("failure", observed.status, message, **observed.details)
+                if final:
+                    message = f"{self._name()} was still {observed.status!r} at the deadline"
+                    return self._event("timeout", observed.status, message, **observed.details)
+                await asyncio.sleep(min(self.poll_interval, max(deadline - time.time(), 0.0)))
+
+    def _name(self) -> str:
+        ids = ", ".join(f"{k}={v}" for k, v in self.job_ids().items())
+        return f"{self.job_noun} ({ids})"
+
+    def _event(self, outcome: str, job_status: str | None, message: str, **details: Any) -> TriggerEvent:
+        return TriggerEvent(  # type: ignore[no-untyped-call]
+            {"status": outcome, "job_status": job_status, "message": message, **self.job_ids(), **details}
+        )
+
+
+# --- the event contract ------------------------------------------------------------------------
+
+OUTCOMES = ("success", "failure", "timeout", "error")
+
+
+def validate_event(event: dict[str, Any] | None, *required: str) -> dict[str, Any]:
+    """
+    Check an event a task resumed with and raise the typed error it stands for.
+
+    Shared by every operator and sensor ``execute_complete``, so a missing, malformed or
+    unsuccessful event is rejected the same way everywhere.
+
+    :param required: keys a success event must carry (the job's ids).
+    :return: the event, when it reports success.
+    """
+    if not isinstance(event, dict) or event.get("status") not in OUTCOMES:
+        raise exceptions.ApiError(f"Resumed with an invalid trigger event: {event!r}")
+    outcome, message = event["status"], str(event.get("message") or "")
+    if outcome == "failure":
+        raise exceptions.JobFailedError(message)
+    if outcome == "timeout":
+        raise exceptions.JobTimeoutError(message)
+    if outcome == "error":
+        error_cls = getattr(exceptions, str(event.get("error_type")), None)
+        if not (isinstance(error_cls, type) and issubclass(error_cls, exceptions.ApiError)):
+            error_cls = exceptions.ApiError
+        raise error_cls(message)
+    missing = [key for key in required if event.get(key) in (None, "")]
+    if missing:
+        raise exceptions.ApiError(f"Resumed with a success event lacking {missing}: {event!r}")
+    return event
+
+
+def run_inline(trigger: StatusTrigger) -> dict[str, Any]:
+    """
+    Run a trigger to its first event in this process (waiting on a worker, not deferred).
+
+    Non-deferrable waits use the very same loop as the triggerer, so the two modes cannot
+    drift apart.
+    """
+
+    event = asyncio.run(trigger.poll())
+    return dict(event.payload)

@@ -1,0 +1,87 @@
+"""Triggers that wait for Prediction One trainings, retrain jobs and prediction APIs."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from airflow_provider_predone.hooks.predone import PredictionOneAsyncClient, PredictionOneHook
+from airflow_provider_predone.protocol import predone as api
+from airflow_provider_predone.triggers.base import JobStatus, StatusTrigger
+
+
+class _PredictionOneTrigger(StatusTrigger):
+    def client(self) -> AbstractAsyncContextManager[PredictionOneAsyncClient]:
+        return PredictionOneHook(predone_conn_id=self.conn_id).async_client()
+
+
+class PredictionOneTrainTrigger(_PredictionOneTrigger):
+    """
+    Waits until a training (``external_process_id``) is ``finished`` or fails.
+
+    :param external_process_id: from Train Data Upload / Train.
+    """
+
+    default_statuses = api.TRAIN_STATUSES
+    job_noun = "training"
+
+    def __init__(self, external_process_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.external_process_id = external_process_id
+
+    def job_ids(self) -> dict[str, Any]:
+        return {"external_process_id": self.external_process_id}
+
+    async def fetch(self, client: PredictionOneAsyncClient) -> JobStatus:
+        status = await client.get_train_status(self.external_process_id)
+        return JobStatus(status.status, status.message, {"updated_datetime": status.updated_datetime})
+
+
+class PredictionOneRetrainTrigger(_PredictionOneTrigger):
+    """
+    Waits until a retrain job is ``job_finished`` or fails.
+
+    :param retrain_job_id: from Retrain Data Upload.
+    :param model_id: the retrained model (its retrain API key authorises the status check).
+    """
+
+    default_statuses = api.RETRAIN_STATUSES
+    job_noun = "retrain job"
+
+    def __init__(self, retrain_job_id: str, model_id: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.retrain_job_id = retrain_job_id
+        self.model_id = int(model_id)
+
+    def job_ids(self) -> dict[str, Any]:
+        return {"retrain_job_id": self.retrain_job_id, "model_id": self.model_id}
+
+    async def fetch(self, client: PredictionOneAsyncClient) -> JobStatus:
+        status = await client.get_retrain_status(self.retrain_job_id, self.model_id)
+        return JobStatus(status.status, status.message)
+
+
+class PredictionOnePredictionApiTrigger(_PredictionOneTrigger):
+    """
+    Waits until a prediction API (classifier) is ``running``.
+
+    :param classifier_id: the prediction API.
+    """
+
+    default_statuses = api.PREDICTION_API_STATUSES
+    job_noun = "prediction API"
+
+    def __init__(self, classifier_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.classifier_id = classifier_id
+
+    def job_ids(self) -> dict[str, Any]:
+        return {"classifier_id": self.classifier_id}
+
+    async def fetch(self, client: PredictionOneAsyncClient) -> JobStatus:
+        prediction_api = await client.get_prediction_api(self.classifier_id)
+        return JobStatus(
+            prediction_api.status,
+            None,
+            {"model_id": prediction_api.model_id, "version": prediction_api.version},
+        )
