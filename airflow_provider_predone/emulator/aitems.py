@@ -134,6 +134,7 @@ class Aitems:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post(f"{PREFIX}/services", self.create_service),
+            web.get(f"{PREFIX}/services", self.list_services),
             web.get(f"{PREFIX}/services/{{service_id}}", self.get_service),
             web.post(f"{PREFIX}/services/{{service_id}}", self.request_training),
             web.get(f"{PREFIX}/services/{{service_id}}/trains", self.list_trainings),
@@ -181,9 +182,15 @@ class Aitems:
         _require(isinstance(name, str) and _SERVICE_NAME.fullmatch(name) is not None, "invalid name")
         _require(isinstance(description, str), "invalid description")
         _require(body.get("type") in _SERVICE_TYPES, "type must be batch or interval")
+        _require(all(s.name != name for s in self.services.values()), "a service with this name already exists")
         service = Service(_new_id(), str(name), str(description), str(body["type"]), self._runtime.now())
         self.services[service.service_id] = service
         return web.json_response(service.describe())
+
+    async def list_services(self, request: web.Request) -> web.Response:
+        self._authenticate(request)
+        newest_first = sorted(self.services.values(), key=lambda s: s.created, reverse=True)
+        return web.json_response({"services": [s.describe() for s in newest_first]})
 
     async def get_service(self, request: web.Request) -> web.Response:
         return web.json_response(self._service(request).describe())
