@@ -1,0 +1,114 @@
+"""
+Generates the sample data of the example workflows, deterministically (fixed seed).
+
+The data set imitates the vendor's tutorial: will a customer of a subscription service buy
+the premium plan? Each row is a customer with dates, numbers and categories; the target
+``purchased_premium`` (``yes``/``no``) follows a known logistic rule plus noise, so a model
+has something real to learn, and the "new month" set drifts (a mobile app launch and a price change alter who buys), so
+a retrained model has something to catch up with.
+
+Files (run ``python example_dags/data/generate.py`` to rewrite them; a test checks that
+the committed files are exactly what this script produces):
+
+* ``train.csv``           — 2,000 customers, Jan-Jun 2026, for the first training
+* ``eval.csv``            — 500 customers of the same period, evaluation data
+* ``new_month.csv``       — 1,500 customers of July 2026, for retraining
+* ``new_month_eval.csv``  — 500 customers of July 2026, evaluation data for retraining
+* ``score.csv``           — 500 customers to score (no target column)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from datetime import date, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+COLUMNS = [
+    "customer_id",
+    "signup_date",
+    "age",
+    "gender",
+    "region",
+    "device",
+    "plan",
+    "monthly_visits",
+    "avg_session_minutes",
+    "support_tickets",
+    "last_purchase_amount",
+    "purchased_premium",
+]
+REGIONS = ["Kanto", "Kansai", "Chubu", "Kyushu", "Hokkaido", "Tohoku"]
+PLANS = ["free", "basic", "standard"]
+
+
+def customer(rng: random.Random, number: int, start: date, days: int, drift: float) -> dict[str, str]:
+    age = max(18, min(80, int(rng.gauss(38, 12))))
+    device = rng.choices(["mobile", "desktop", "tablet"], weights=[0.5 + drift, 0.4 - drift / 2, 0.1])[0]
+    plan = rng.choices(PLANS, weights=[0.45, 0.35, 0.20])[0]
+    visits = max(0, int(rng.gauss(12 + 6 * drift, 6)))
+    minutes = round(max(0.5, rng.gauss(9.0, 4.0)), 1)
+    tickets = min(9, int(rng.expovariate(1.5)))
+    amount = round(max(0.0, rng.gauss(2400, 1500)), 0) if rng.random() > 0.15 else 0.0
+    signup = start + timedelta(days=rng.randrange(days))
+    score = (
+        -3.2
+        + 0.11 * visits
+        + 0.08 * minutes
+        + 0.0003 * amount
+        + {"free": -0.6, "basic": 0.2, "standard": 0.9}[plan]
+        + (0.4 if device == "desktop" else 0.0)
+        - 0.25 * tickets
+        + (0.3 if 30 <= age <= 50 else 0.0)
+        # The new month: a mobile app launch makes mobile users buy, and a price change
+        # puts off standard-plan users — a model trained before cannot know either.
+        + drift * (12.0 if device == "mobile" else 0.0)
+        - drift * (12.0 if plan == "standard" else 0.0)
+    )
+    purchased = rng.random() < 1 / (1 + math.exp(-score))
+    row = {
+        "customer_id": f"C{number:06d}",
+        "signup_date": signup.isoformat(),
+        "age": str(age),
+        "gender": rng.choice(["female", "male", "other"]),
+        "region": rng.choice(REGIONS),
+        "device": device,
+        "plan": plan,
+        "monthly_visits": str(visits),
+        "avg_session_minutes": f"{minutes:.1f}",
+        "support_tickets": str(tickets),
+        "last_purchase_amount": f"{amount:.0f}",
+        "purchased_premium": "yes" if purchased else "no",
+    }
+    # A few missing values, as real exports have.
+    if rng.random() < 0.03:
+        row["avg_session_minutes"] = ""
+    if rng.random() < 0.02:
+        row["region"] = ""
+    return row
+
+
+def write(name: str, rows: list[dict[str, str]], with_target: bool = True) -> None:
+    columns = COLUMNS if with_target else COLUMNS[:-1]
+    with (HERE / name).open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main() -> None:
+    rng = random.Random(20261123)
+    first_half = date(2026, 1, 1)
+    july = date(2026, 7, 1)
+    number = iter(range(1, 1_000_000))
+    write("train.csv", [customer(rng, next(number), first_half, 181, 0.0) for _ in range(2000)])
+    write("eval.csv", [customer(rng, next(number), first_half, 181, 0.0) for _ in range(500)])
+    write("new_month.csv", [customer(rng, next(number), july, 31, 0.2) for _ in range(1500)])
+    write("new_month_eval.csv", [customer(rng, next(number), july, 31, 0.2) for _ in range(500)])
+    write("score.csv", [customer(rng, next(number), july, 31, 0.2) for _ in range(500)], with_target=False)
+
+
+if __name__ == "__main__":
+    main()
