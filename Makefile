@@ -43,6 +43,7 @@ docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 e2e: $(STAMP)
+	$(BIN)/python -c 'import selenium' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[e2e]'
 	$(BIN)/python scripts/e2e_connection_form.py
 
 clean:
