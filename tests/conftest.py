@@ -18,16 +18,21 @@ REPO = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="predone-test-airflow-home-"))
 
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
+# dag.test() runs only DAGs of a configured bundle: the DAGs folder links the example DAGs and
+# the DAGs written for the tests.
+DAGS_FOLDER = _AIRFLOW_HOME / "dags"
+DAGS_FOLDER.mkdir()
+(DAGS_FOLDER / "example_dags").symlink_to(REPO / "example_dags", target_is_directory=True)
+(DAGS_FOLDER / "test_dags").symlink_to(REPO / "tests" / "dags", target_is_directory=True)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
-from airflow_provider_predone.emulator import EmulatorProcess  # noqa: E402
+from helpers import EMULATOR_OPTIONS, aitems_connection, predone_connection  # noqa: E402
 
-# Short jobs keep the suite fast; the lifecycle is the same as with the defaults.
-EMULATOR_OPTIONS = {"job_seconds": 1.0, "build_seconds": 0.5}
+from airflow_provider_predone.emulator import EmulatorProcess  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +48,24 @@ def emulator(emulator_process: EmulatorProcess) -> EmulatorProcess:
     emulator_process.reset()
     emulator_process.configure(fault_rate=0.0, inference_latency_ms=0, **EMULATOR_OPTIONS)
     return emulator_process
+
+
+@pytest.fixture
+def connections(emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> EmulatorProcess:
+    """``predone_default`` and ``aitems_default`` point at the (reset) emulator; no cached API keys."""
+    from airflow_provider_predone.hooks.predone import API_KEYS
+
+    API_KEYS.clear()
+    # Fast retries: the suite exercises retry paths, not the production backoff.
+    fast = {"retry_wait_seconds": 0.05, "retry_max_wait_seconds": 0.5}
+    monkeypatch.setenv("AIRFLOW_CONN_PREDONE_DEFAULT", predone_connection(emulator.url, **fast))
+    monkeypatch.setenv("AIRFLOW_CONN_AITEMS_DEFAULT", aitems_connection(emulator.url, **fast))
+    return emulator
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A fresh Airflow metadata database (for ``dag.test()``, Variables, the CLI)."""
+    from airflow.utils import db
+
+    db.resetdb()

@@ -115,6 +115,9 @@ class ApiKeyCache:
             return True
         return False
 
+    def clear(self) -> None:
+        self._keys.clear()
+
     def lock(self, key: tuple[str, ...]) -> asyncio.Lock:
         """Single flight: concurrent triggers wait for one Get API Key instead of each calling it."""
         return self._locks.setdefault(key, asyncio.Lock())

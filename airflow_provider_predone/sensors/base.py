@@ -87,6 +87,7 @@ class JobSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         status, message = self.current_status()
+        self._last_status = status
         phase = self.statuses.classify(status)
         self.log.info("%s: status %r", self.task_id, status)
         if phase is Phase.FAILURE:
@@ -96,13 +97,16 @@ class JobSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             super().execute(context)
-            return {**self._ids(), "status": "success"}
+            return self._result()
         if self.poke(context):
-            return {**self._ids(), "status": "success"}
+            return self._result()
         module, _, name = self.trigger_path.rpartition(".")
         trigger_cls = getattr(importlib.import_module(module), name)
         trigger = trigger_cls(**self._trigger_kwargs(), deadline=time.time() + float(self.timeout))
         self.defer(trigger=trigger, method_name="execute_complete")
+
+    def _result(self) -> dict[str, Any]:
+        return {**self._ids(), "status": "success", "job_status": getattr(self, "_last_status", None)}
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         from airflow_provider_predone.triggers.base import validate_event

@@ -1,0 +1,71 @@
+"""The example DAGs parse cleanly and run end to end against the emulator with ``dag.test()``."""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO, run_dag
+
+from airflow_provider_predone.emulator import EmulatorProcess
+
+EXAMPLES = REPO / "example_dags"
+
+
+def test_example_dags_parse_without_import_errors(airflow_db) -> None:
+    from helpers import load_dag
+
+    for dag_id in ("predone_train", "predone_lifecycle", "aitems_train"):
+        assert load_dag(EXAMPLES, dag_id).dag_id == dag_id
+
+
+def test_sample_data_is_what_the_generator_writes(tmp_path) -> None:
+    shutil.copy(EXAMPLES / "data" / "generate.py", tmp_path / "generate.py")
+    subprocess.run([sys.executable, str(tmp_path / "generate.py")], check=True)
+    written = sorted(p.name for p in tmp_path.glob("*.csv"))
+    assert written == ["eval.csv", "new_month.csv", "new_month_eval.csv", "score.csv", "train.csv"]
+    for name in written:
+        assert filecmp.cmp(tmp_path / name, EXAMPLES / "data" / name, shallow=False), name
+
+
+def test_predone_train(connections: EmulatorProcess, airflow_db, tmp_path) -> None:
+    result = run_dag(EXAMPLES, "predone_train", result_dir=str(tmp_path))
+    assert result.states == {"train": "success"}
+    trained = result.xcom("train")
+    assert trained["metrics"]["auc"] > 0.7
+    assert (tmp_path / trained["external_process_id"] / "model_summary.json").is_file()
+
+
+def test_predone_lifecycle(connections: EmulatorProcess, airflow_db, tmp_path) -> None:
+    result = run_dag(EXAMPLES, "predone_lifecycle", output_dir=str(tmp_path))
+    assert set(result.states.values()) == {"success"}, result.states
+    summary = result.xcom("summary")
+    assert summary["switched"] is True
+    assert summary["rows_scored"] == 1000
+    assert summary["model_versions"] == [1, 2]  # scored before and after the switch
+    assert summary["metrics_after"]["auc"] > summary["metrics_before"]["auc"]
+    state = connections.state()
+    assert (state["trainings_started"], state["retrain_jobs_started"], state["model_switches"]) == (1, 1, 1)
+    assert (tmp_path / "predictions_after.csv").read_text().count("\n") == 501
+
+
+def test_aitems_train(connections: EmulatorProcess, airflow_db) -> None:
+    result = run_dag(EXAMPLES, "aitems_train")
+    assert set(result.states.values()) == {"success"}, result.states
+    trained = result.xcom("train")
+    assert set(trained["versions"]) == {"personalRecommend", "relatedItem", "pop"}
+    assert set(trained["statuses"].values()) == {"completed"}
+    assert connections.state()["aitems_trainings_started"] == 3
+
+
+@pytest.mark.parametrize("dag_id", ["predone_lifecycle", "aitems_train"])
+def test_every_wait_is_deferrable(airflow_db, dag_id: str) -> None:
+    from helpers import load_dag
+
+    dag = load_dag(EXAMPLES, dag_id)
+    waiting = [t for t in dag.tasks if hasattr(t, "deferrable") and getattr(t, "wait_for_completion", True)]
+    assert waiting
+    assert all(t.deferrable for t in waiting if type(t).__name__ != "PredictionOneBatchPredictOperator")
