@@ -1,0 +1,141 @@
+"""
+``make demo``: the model lifecycle in Airflow against the local emulator, on one machine.
+
+Starts the emulator, prepares an Airflow home under ``.demo/airflow`` with the example DAGs,
+points ``predone_default`` and ``aitems_default`` at the emulator, runs ``predone_lifecycle``
+and ``aitems_train`` with ``airflow dags test`` and prints what happened. Everything it
+writes (Airflow home, task logs, the emulator's files, predictions) stays in ``.demo/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / ".demo"
+DAG_IDS = ("predone_lifecycle", "aitems_train")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--secret-key", default=os.environ.get("PREDONE_DEMO_SECRET_KEY", "predone-demo-secret-key"))
+    parser.add_argument("--job-seconds", type=float, default=2.0, help="how long the emulator's jobs take")
+    args = parser.parse_args()
+
+    home = DEMO / "airflow"
+    output = DEMO / "output"
+    for folder in (home, output, DEMO / "emulator"):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+    }
+    os.environ.update(env)  # this process reads the results from the same database
+    from airflow_provider_predone.emulator import EmulatorProcess
+
+    started = time.monotonic()
+    with EmulatorProcess(
+        secret_key=args.secret_key, job_seconds=args.job_seconds, build_seconds=1.0, data_dir=str(DEMO / "emulator")
+    ) as emulator:
+        print(f"Emulator: {emulator.url}")
+        env["AIRFLOW_CONN_PREDONE_DEFAULT"] = json.dumps(
+            {"conn_type": "predone", "host": emulator.url, "password": args.secret_key}
+        )
+        env["AIRFLOW_CONN_AITEMS_DEFAULT"] = json.dumps(
+            {
+                "conn_type": "aitems",
+                "host": emulator.url,
+                "login": "demo-aitems-access-key",
+                "password": "demo-aitems-secret-key",
+            }
+        )
+        airflow(env, "db", "migrate")
+        for dag_id in DAG_IDS:
+            conf = json.dumps({"output_dir": str(output)}) if dag_id == "predone_lifecycle" else "{}"
+            print(f"Running {dag_id} (log: .demo/{dag_id}.log) ...", flush=True)
+            ok = airflow(env, "dags", "test", dag_id, "--conf", conf, log=DEMO / f"{dag_id}.log", check=False)
+            print(f"  {dag_id}: {'success' if ok else 'FAILED — see the log'}")
+        state = emulator.state()
+    print_summary(output, state, time.monotonic() - started)
+    return 0 if all(run_state(d) == "success" for d in DAG_IDS) else 1
+
+
+def airflow(env: dict[str, str], *args: str, log: Path | None = None, check: bool = True) -> bool:
+    command = [sys.executable, "-m", "airflow", *args]
+    with open(log or os.devnull, "w") as sink:
+        result = subprocess.run(command, env=env, stdout=sink, stderr=subprocess.STDOUT, check=False)
+    if check and result.returncode != 0:
+        raise SystemExit(f"`airflow {' '.join(args)}` failed with exit code {result.returncode}")
+    return result.returncode == 0
+
+
+def latest_run(dag_id: str) -> object | None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).all()
+        if runs:
+            session.expunge(runs[0])
+        return runs[0] if runs else None
+
+
+def run_state(dag_id: str) -> str:
+    run = latest_run(dag_id)
+    return str(run.state) if run is not None else "missing"
+
+
+def xcom(dag_id: str, task_id: str) -> object:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    run = latest_run(dag_id)
+    if run is None:
+        return None
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(run_id=run.run_id, dag_ids=dag_id, task_ids=task_id, key="return_value")
+        ).first()
+        return XComModel.deserialize_value(row) if row is not None else None
+
+
+def print_summary(output: Path, state: dict[str, object], seconds: float) -> None:
+    summary = xcom("predone_lifecycle", "summary") or {}
+    aitems = xcom("aitems_train", "train") or {}
+    before, after = summary.get("metrics_before") or {}, summary.get("metrics_after") or {}
+
+    def metric(values: dict[str, object], name: str) -> str:
+        value = values.get(name)
+        return f"{value:.3f}" if isinstance(value, float) else "-"
+
+    print()
+    print("Prediction One lifecycle (predone_lifecycle)")
+    print(f"  model id           {summary.get('model_id')}")
+    print(f"  AUC      before -> after retraining   {metric(before, 'auc')} -> {metric(after, 'auc')}")
+    print(f"  accuracy before -> after retraining   {metric(before, 'accuracy')} -> {metric(after, 'accuracy')}")
+    gate = "passed: switched to the retrained model" if summary.get("switched") else "refused: not switched"
+    print(f"  quality gate       {gate}")
+    print(f"  rows scored        {summary.get('rows_scored')} (model versions served: {summary.get('model_versions')})")
+    print(f"  predictions        {output.relative_to(REPO)}/predictions_before.csv, predictions_after.csv")
+    print("AiTEMS (aitems_train)")
+    print(f"  trainings          {aitems.get('statuses')} in service {aitems.get('service_id')}")
+    print("Emulator counters")
+    keys = ("trainings_started", "retrain_jobs_started", "model_switches", "classifiers", "predictions")
+    print("  " + ", ".join(f"{k}={state.get(k)}" for k in keys))
+    print(f"Done in {seconds:.0f} s. Airflow home and task logs: .demo/airflow")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
