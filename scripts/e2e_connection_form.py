@@ -310,9 +310,13 @@ class Form:
         return element is not None and element.is_displayed()
 
     def screenshot(self, name: str) -> Path:
+        """The whole window as ``name``; with the dialog open also the dialog alone (``*-dialog.png``)."""
         path = WORK / name
         self.driver.save_screenshot(str(path))
         say(f"  screenshot {path.relative_to(ROOT)}")
+        dialogs = self.css("[role=dialog]")
+        if dialogs:
+            dialogs[0].screenshot(str(path.with_name(f"{path.stem}-dialog.png")))
         return path
 
     def save(self) -> None:
