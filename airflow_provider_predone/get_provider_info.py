@@ -102,6 +102,10 @@ def get_provider_info() -> dict[str, Any]:
             },
             {"integration-name": AITEMS, "python-modules": ["airflow_provider_predone.triggers.aitems"]},
         ],
+        "asset-uris": [
+            {"schemes": ["predone"], "handler": "airflow_provider_predone.assets.sanitize_predone_uri"},
+            {"schemes": ["aitems"], "handler": "airflow_provider_predone.assets.sanitize_aitems_uri"},
+        ],
         "connection-types": [
             {
                 "connection-type": "predone",
@@ -119,8 +123,7 @@ def get_provider_info() -> dict[str, Any]:
                     "service": _SERVICE_FIELD,
                     "train_api_key": _secret_field(
                         "Train API key",
-                        "Optional: an API key of kind 'train' to use instead of obtaining one "
-                        "with the secret key.",
+                        "Optional: an API key of kind 'train' to use instead of obtaining one with the secret key.",
                     ),
                     "retrain_api_key": _secret_field(
                         "Retrain API key",

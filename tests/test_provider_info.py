@@ -76,3 +76,25 @@ def test_airflow_cli_lists_the_provider_and_its_hooks() -> None:
     assert by_type["aitems"]["class"] == "airflow_provider_predone.hooks.aitems.AitemsHook"
     triggers = run_cli("providers", "triggers", "--output", "json")
     assert "airflow_provider_predone.triggers.predone" in triggers
+
+
+def test_asset_uri_handlers_accept_ours_and_refuse_malformed_uris() -> None:
+    from urllib.parse import urlsplit
+
+    import pytest
+
+    from airflow_provider_predone import assets
+
+    handlers = {scheme: entry["handler"] for entry in INFO["asset-uris"] for scheme in entry["schemes"]}
+    assert handlers == {
+        "predone": "airflow_provider_predone.assets.sanitize_predone_uri",
+        "aitems": "airflow_provider_predone.assets.sanitize_aitems_uri",
+    }
+    for uri in (assets.model_uri("prediction_one", 3), assets.serving_uri("easy_predictive_analytics", 3)):
+        assert assets.sanitize_predone_uri(urlsplit(uri)).geturl() == uri
+    assert assets.sanitize_aitems_uri(urlsplit(assets.aitems_uri("svc1", "pop"))).geturl() == "aitems://svc1/pop"
+    for bad in ("predone://prediction_one/models/", "predone://prediction_one/models/x", "predone:///models/1"):
+        with pytest.raises(ValueError, match="predone://<service>/models/<model_id>"):
+            assets.sanitize_predone_uri(urlsplit(bad))
+    with pytest.raises(ValueError, match="aitems://<service_id>"):
+        assets.sanitize_aitems_uri(urlsplit("aitems://svc1/bestsellers"))

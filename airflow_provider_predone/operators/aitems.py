@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_predone import assets
 from airflow_provider_predone._task_state import TaskState
 from airflow_provider_predone.operators.base import JobOperator
 from airflow_provider_predone.protocol import aitems as api
@@ -39,6 +40,7 @@ class AitemsTrainOperator(JobOperator):
     template_fields: Sequence[str] = ("service_id", "train_types", "hp_config", "description")
     template_fields_renderers = {"hp_config": "json"}
     ui_color = "#e0f7fa"
+    asset_alias = assets.AITEMS_UPDATES
 
     def __init__(
         self,
@@ -116,6 +118,9 @@ class AitemsTrainOperator(JobOperator):
 
         event = validate_event(event, "service_id", "versions")
         TaskState(context, "aitems_training").clear()
+        for train_type, version in event["versions"].items():
+            extra = {"event": "trained", "version": version}
+            assets.emit(context, self.asset_alias, assets.aitems_uri(event["service_id"], train_type), extra)
         return {
             "service_id": event["service_id"],
             "versions": event["versions"],

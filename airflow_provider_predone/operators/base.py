@@ -47,6 +47,9 @@ class JobOperator(BaseOperator):
     (``multiple_outputs``), so ``train.output["model_id"]`` works downstream.
     """
 
+    #: the asset alias this operator emits its asset events through (see :mod:`..assets`)
+    asset_alias: str | None = None
+
     def __init__(
         self,
         *,
@@ -57,6 +60,10 @@ class JobOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
+        if self.asset_alias:
+            from airflow_provider_predone.assets import alias_outlets
+
+            kwargs["outlets"] = alias_outlets(kwargs.get("outlets"), self.asset_alias)
         super().__init__(**kwargs)
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable

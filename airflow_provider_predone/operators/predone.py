@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_predone import files
+from airflow_provider_predone import assets, files
 from airflow_provider_predone._task_state import TaskState
 from airflow_provider_predone.exceptions import (
     InvalidInputError,
@@ -150,6 +150,7 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
     )
     template_fields_renderers = {"config": "json", "column_info": "json"}
     ui_color = "#e8f0fe"
+    asset_alias = assets.MODEL_UPDATES
 
     def __init__(
         self,
@@ -256,6 +257,13 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
         if status.result_url:
             result = self.fetch_result(status.result_url, "Training result", self.result_dir, external_process_id)
         TaskState(context, "training").clear()
+        if model_id is not None:
+            extra = {
+                "event": "trained",
+                "external_process_id": external_process_id,
+                "metrics": result and result.metrics,
+            }
+            assets.emit(context, self.asset_alias, assets.model_uri(self.hook.connection_info.service, model_id), extra)
         self.log.info(
             "Training %s finished: model_id=%s metrics=%s",
             external_process_id,
@@ -293,6 +301,7 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
 
     template_fields: Sequence[str] = ("model_id", "train_data", "eval_data", "upload_filename", "result_dir")
     ui_color = "#fef7e0"
+    asset_alias = assets.MODEL_UPDATES
 
     def __init__(
         self,
@@ -387,6 +396,8 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
         if status.download_url:
             result = self.fetch_result(status.download_url, "Retrain result", self.result_dir, retrain_job_id)
         TaskState(context, "retrain_job").clear()
+        extra = {"event": "retrained", "retrain_job_id": retrain_job_id, "metrics": result and result.metrics}
+        assets.emit(context, self.asset_alias, assets.model_uri(self.hook.connection_info.service, model_id), extra)
         return {
             "retrain_job_id": retrain_job_id,
             "model_id": model_id,
@@ -412,6 +423,7 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
 
     template_fields: Sequence[str] = ("retrain_job_id", "model_id", "result_dir")
     ui_color = "#e6f4ea"
+    asset_alias = assets.SERVING_UPDATES
 
     def __init__(
         self,
@@ -456,6 +468,8 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
             self.log.info("The quality gate accepted retrain job %s", retrain_job_id)
         self.hook.switch_model(retrain_job_id, model_id)
         self.log.info("Model %s now serves retrain job %s", model_id, retrain_job_id)
+        extra = {"event": "switched", "retrain_job_id": retrain_job_id, "model_id": model_id}
+        assets.emit(context, self.asset_alias, assets.serving_uri(self.hook.connection_info.service, model_id), extra)
         return {
             "retrain_job_id": retrain_job_id,
             "model_id": model_id,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, run_dag
+from helpers import REPO, load_dag, run_dag
 
 from airflow_provider_predone.emulator import EmulatorProcess
 
@@ -18,7 +18,7 @@ EXAMPLES = REPO / "example_dags"
 def test_example_dags_parse_without_import_errors(airflow_db) -> None:
     from helpers import load_dag
 
-    for dag_id in ("predone_train", "predone_lifecycle", "aitems_train"):
+    for dag_id in ("predone_train", "predone_lifecycle", "aitems_train", "predone_score_on_switch"):
         assert load_dag(EXAMPLES, dag_id).dag_id == dag_id
 
 
@@ -69,3 +69,36 @@ def test_every_wait_is_deferrable(airflow_db, dag_id: str) -> None:
     waiting = [t for t in dag.tasks if hasattr(t, "deferrable") and getattr(t, "wait_for_completion", True)]
     assert waiting
     assert all(t.deferrable for t in waiting if type(t).__name__ != "PredictionOneBatchPredictOperator")
+
+
+def test_lifecycle_emits_asset_events_that_schedule_the_scoring_dag(
+    connections: EmulatorProcess, airflow_db, tmp_path
+) -> None:
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    load_dag(EXAMPLES, "predone_score_on_switch")  # in the database before the events arrive
+    with create_session() as session:
+        session.query(AssetDagRunQueue).delete()
+    assert set(run_dag(EXAMPLES, "predone_lifecycle", output_dir=str(tmp_path)).states.values()) == {"success"}
+    with create_session() as session:
+        events = [
+            (uri, event.extra.get("event"))
+            for event, uri in session.query(AssetEvent, AssetModel.uri).join(
+                AssetModel, AssetEvent.asset_id == AssetModel.id
+            )
+            if uri.startswith("predone://")
+        ]
+        queued = {row.target_dag_id for row in session.query(AssetDagRunQueue)}
+    model = "predone://prediction_one/models/1"
+    assert (model, "trained") in events
+    assert (model, "retrained") in events
+    assert (f"{model}/serving", "switched") in events
+    assert "predone_score_on_switch" in queued
+
+
+def test_scoring_dag_scores_with_the_switched_models_api(connections: EmulatorProcess, airflow_db, tmp_path) -> None:
+    assert set(run_dag(EXAMPLES, "predone_lifecycle", output_dir=str(tmp_path)).states.values()) == {"success"}
+    result = run_dag(EXAMPLES, "predone_score_on_switch", model_id=1, output_dir=str(tmp_path))
+    assert result.states == {"running_prediction_api": "success", "score": "success"}
+    assert result.xcom("score")["model_version"] == 2
