@@ -14,7 +14,7 @@ from emulator_support import CHURN_CONFIG, TIMEOUT, PredoneClient, get_api_key
 from airflow_provider_predone.emulator import EmulatorProcess
 from airflow_provider_predone.emulator.faults import FAULT_KINDS, FaultInjector
 
-SLOW_SECONDS = 0.1
+SLOW_SECONDS = 0.4  # well above a loaded machine's normal answer time, so "slow" is unambiguous
 
 
 def seed_whose_first_fault_is(kind: str) -> int:
@@ -29,7 +29,7 @@ def observe(session: requests.Session, url: str) -> str:
         response = session.get(f"{url}/v1/external/models", timeout=TIMEOUT)
     except requests.ConnectionError:
         return "dropped"
-    if time.monotonic() - started >= SLOW_SECONDS * 0.8:
+    if time.monotonic() - started >= SLOW_SECONDS * 0.75:
         return "slow"
     return str(response.status_code)
 
