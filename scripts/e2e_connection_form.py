@@ -92,12 +92,14 @@ def ensure_chromium() -> None:
             raise CheckFailed("chromium is missing and this is not root: apt-get install chromium chromium-driver")
         prefix = ["sudo", "-n"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([*prefix, "apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        [*prefix, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"],
-        check=True,
-        env=env,
-    )
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"]
+    for command in (["apt-get", "update", "-qq"], install):
+        done = subprocess.run([*prefix, *command], env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise CheckFailed(f"{' '.join(command)} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        raise CheckFailed(f"apt-get installed chromium, but {CHROMIUM} or {CHROMEDRIVER} is missing")
+    say("chromium installed")
 
 
 def free_port() -> int:
