@@ -34,7 +34,7 @@ CONFIG = {"tc": "purchased_premium", "tt": "binary_classification", "tv": "yes"}
 MODEL_NAME = "premium_purchase_sensors"
 
 with DAG(
-    dag_id="predone_sensors",
+    dag_id="predone_sensors_and_cleanup",
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
