@@ -18,7 +18,13 @@ EXAMPLES = REPO / "example_dags"
 def test_example_dags_parse_without_import_errors(airflow_db) -> None:
     from helpers import load_dag
 
-    for dag_id in ("predone_train", "predone_lifecycle", "aitems_train", "predone_score_on_switch"):
+    for dag_id in (
+        "predone_train",
+        "predone_lifecycle",
+        "predone_retrain_and_switch",
+        "aitems_train",
+        "predone_score_on_switch",
+    ):
         assert load_dag(EXAMPLES, dag_id).dag_id == dag_id
 
 
@@ -102,3 +108,19 @@ def test_scoring_dag_scores_with_the_switched_models_api(connections: EmulatorPr
     result = run_dag(EXAMPLES, "predone_score_on_switch", model_id=1, output_dir=str(tmp_path))
     assert result.states == {"running_prediction_api": "success", "score": "success"}
     assert result.xcom("score")["model_version"] == 2
+
+
+def test_predone_retrain_and_switch(connections: EmulatorProcess, airflow_db, tmp_path) -> None:
+    from airflow_provider_predone.hooks.predone import PredictionOneHook
+
+    model_id = run_dag(EXAMPLES, "predone_train", result_dir=str(tmp_path)).xcom("train")["model_id"]
+    PredictionOneHook().create_prediction_api(model_id)  # a switch needs a deployed model
+    first = run_dag(EXAMPLES, "predone_retrain_and_switch", model_id=model_id)
+    assert first.states == {"retrain": "success", "switch": "success"}
+    switched = first.xcom("switch")
+    assert switched["metrics"]["auc"] >= switched["previous_metrics"]["auc"] + 0.01
+    # The same month again is no better than what now serves: the gate refuses, nothing switches.
+    second = run_dag(EXAMPLES, "predone_retrain_and_switch", model_id=model_id)
+    assert second.states == {"retrain": "success", "switch": "failed"}
+    state = connections.state()
+    assert (state["retrain_jobs_started"], state["model_switches"]) == (2, 1)
