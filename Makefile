@@ -5,6 +5,8 @@ AIRFLOW_VERSION ?= 3.3.2
 VENV ?= $(if $(filter 3.3.2,$(AIRFLOW_VERSION)),.venv,.venv-$(AIRFLOW_VERSION))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+# Pins some Airflow releases need against dependencies published after them.
+CONSTRAINTS := $(if $(wildcard .ci/constraints-$(AIRFLOW_VERSION).txt),-c .ci/constraints-$(AIRFLOW_VERSION).txt)
 PYTEST_ARGS ?=
 
 .PHONY: help venv test lint demo bench docs e2e reliability clean
@@ -17,10 +19,10 @@ help:
 	@echo "make docs   - the Sphinx site, warnings as errors"
 	@echo "make e2e    - the connection form in headless Chromium"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard .ci/constraints-$(AIRFLOW_VERSION).txt)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,docs]' 'apache-airflow==$(AIRFLOW_VERSION)'
+	$(BIN)/python -m pip install -q -e '.[test,docs]' 'apache-airflow==$(AIRFLOW_VERSION)' $(CONSTRAINTS)
 	touch $@
 
 venv: $(STAMP)
