@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, ObjectStoragePath
+from airflow.sdk import DAG
 
 from airflow_provider_predone.operators.predone import (
     PredictionOneBatchPredictOperator,
@@ -18,8 +18,8 @@ FAST = {"poll_interval": 0.2, "timeout": 60}
 with DAG(dag_id="predone_object_storage", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
     train = PredictionOneTrainOperator(
         task_id="train",
-        train_data="memory://bucket/in/train.csv",  # a URL string ...
-        eval_data=ObjectStoragePath("memory://bucket/in/eval.csv"),  # ... or an ObjectStoragePath
+        train_data="memory://bucket/in/train.csv",
+        eval_data="memory://bucket/in/eval.csv",
         model_name="object_storage",
         config={"tc": "purchased_premium", "tt": "binary_classification", "tv": "yes"},
         deferrable=False,

@@ -33,3 +33,21 @@ def test_object_storage_inputs_and_outputs(connections: EmulatorProcess, airflow
     expected = sum((DATA / n).stat().st_size for n in ("train.csv", "eval.csv"))
     assert state["bytes_uploaded"] > expected  # training files, then the retraining zip
     assert state["retrain_jobs_started"] == 1
+
+
+def test_an_object_storage_path_object_is_accepted(connections: EmulatorProcess) -> None:
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from airflow_provider_predone import files
+    from airflow_provider_predone.hooks.predone import PredictionOneHook
+
+    attach(protocol="memory", fs=MemoryFileSystem())
+    path = ObjectStoragePath("memory://bucket/objects/train.csv")
+    path.write_bytes((DATA / "train.csv").read_bytes())
+    source = files.resolve("train_data", path)
+    assert files.read_csv_header(source)[-1] == "purchased_premium"
+    hook = PredictionOneHook()
+    sent = hook.upload(hook.get_upload_urls().learn_data_set_upload_url, source, label="object")
+    assert sent == connections.state()["bytes_uploaded"] == (DATA / "train.csv").stat().st_size
