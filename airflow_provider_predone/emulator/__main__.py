@@ -25,6 +25,8 @@ _HELP = {
     "fault_rate": "probability that a request gets a transient fault",
     "fault_seed": "seed of the fault sequence",
     "slow_seconds": "how long a 'slow' fault holds the answer",
+    "retrain_upload_hold_before": "test support: seconds a retrain-data upload waits before its body is read",
+    "retrain_upload_hold_after": "test support: seconds a completed retrain-data upload waits before its answer",
     "data_dir": "where uploads and results are stored (default: a temporary directory)",
     "verbose": "access log on stderr",
 }

@@ -53,7 +53,11 @@ class Emulator:
         self.aitems.reset()
 
     def state(self) -> dict[str, Any]:
-        return {**self.runtime.counters.as_dict(), "faults": dict(self.runtime.faults.counts)}
+        return {
+            **self.runtime.counters.as_dict(),
+            "faults": dict(self.runtime.faults.counts),
+            "held_requests": self.runtime.held_requests,
+        }
 
     def secrets(self) -> dict[str, Any]:
         config, predone = self.runtime.config, self.predone

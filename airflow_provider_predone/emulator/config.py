@@ -15,6 +15,10 @@ RUNTIME_SETTINGS: dict[str, type] = {
     "slow_seconds": float,
     "inference_latency_ms": float,
     "api_key_ttl": float,
+    # Test support (not vendor behaviour): hold retrain-data uploads so a test can kill the
+    # client at a precise moment. See "Admin endpoints" in docs/emulator.md.
+    "retrain_upload_hold_before": float,
+    "retrain_upload_hold_after": float,
 }
 
 
@@ -35,6 +39,10 @@ class EmulatorConfig:
     :param fault_rate: probability that a vendor request gets a transient fault.
     :param fault_seed: seed of the fault sequence.
     :param slow_seconds: how long a ``slow`` fault holds the answer.
+    :param retrain_upload_hold_before: test support: seconds a retrain-data PUT waits before its
+        body is read (dropped if its client went away meanwhile).
+    :param retrain_upload_hold_after: test support: seconds a retrain-data PUT that completed
+        (its job started) waits before it is answered.
     :param data_dir: where uploads and results are stored; ``None`` for a temporary directory.
     :param verbose: log every request on stderr.
     """
@@ -52,6 +60,8 @@ class EmulatorConfig:
     fault_rate: float = 0.0
     fault_seed: int = 0
     slow_seconds: float = 35.0
+    retrain_upload_hold_before: float = 0.0
+    retrain_upload_hold_after: float = 0.0
     data_dir: str | None = None
     verbose: bool = False
 

@@ -513,6 +513,7 @@ class PredictionOne:
             raise bad_request("Invalid file extension.")
         job_id = str(uuid.uuid4())
         upload = self._storage.new_blob(filename, lambda blob: self._start_retrain(job_id))
+        upload.hold_setting = "retrain_upload_hold"
         self.retrain_jobs[job_id] = RetrainJob(model.model_id, filename, upload)
         url = self._storage.presign(_base_url(request), upload, "PUT")
         return web.json_response({"retrain_job_id": job_id, "upload_url": url})

@@ -76,6 +76,8 @@ class Runtime:
         self.executor = executor
         self.counters = Counters()
         self.faults = FaultInjector(config.fault_seed)
+        #: requests held right now by a test-support hold (not reset: they finish on their own)
+        self.held_requests = 0
 
     def reset(self) -> None:
         self.counters = Counters()

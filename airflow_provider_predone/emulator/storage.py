@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import math
@@ -40,6 +41,11 @@ class StorageError(ApiError):
         return web.Response(status=self.status, text=body, content_type="application/xml")
 
 
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def _method_not_allowed() -> StorageError:
     return StorageError(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
 
@@ -59,6 +65,9 @@ class Blob:
     completed_at: float | None = None
     size: int = 0
     on_complete: Callable[[Blob], None] | None = None
+    #: test support: the prefix of the config settings ``<prefix>_before`` / ``<prefix>_after``
+    #: that hold this blob's upload (see "Admin endpoints" in docs/emulator.md)
+    hold_setting: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -164,6 +173,9 @@ class Storage:
         if request.content_length is None:
             raise StorageError(411, "MissingContentLength", "You must provide the Content-Length header.")
         self._refuse_second_put(blob)
+        if blob.hold_setting and await self._hold(f"{blob.hold_setting}_before") and _client_gone(request):
+            # As a client killed before it sent its upload: nothing lands.
+            raise StorageError(400, "RequestTimeout", "The client went away before the upload completed.")
         part = blob.path.with_name(f"{blob.object_id}.part-{uuid.uuid4().hex}")
         size = 0
         try:
@@ -183,7 +195,27 @@ class Storage:
         counters.bytes_uploaded += size
         if blob.on_complete is not None:
             blob.on_complete(blob)
+        if blob.hold_setting:
+            await self._hold(f"{blob.hold_setting}_after")
         return web.Response(status=200)
+
+    async def _hold(self, setting: str) -> bool:
+        """Test support: wait while the config ``setting`` (seconds, re-read as it changes) says so.
+
+        :return: whether the request was held at all.
+        """
+        runtime = self._runtime
+        started = time.monotonic()
+        if getattr(runtime.config, setting) <= 0:
+            return False
+        runtime.held_requests += 1
+        try:
+            # Polled, not awaited on an event: the setting may be changed (or cleared) meanwhile.
+            while time.monotonic() - started < getattr(runtime.config, setting):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        finally:
+            runtime.held_requests -= 1
+        return True
 
     @staticmethod
     def _refuse_second_put(blob: Blob) -> None:
