@@ -1,0 +1,1 @@
+"""Benchmarks of airflow-provider-predone (``python -m benchmarks``; see docs/benchmarks.md)."""

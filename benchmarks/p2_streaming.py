@@ -1,0 +1,235 @@
+"""
+P2 — streaming transfers.
+
+Upload: a 1 GiB CSV through ``PredictionOneHook.upload`` to a presigned upload URL, against
+``curl -T`` of the same file to an equivalent URL (from a second Get Upload URL), alternating
+which goes first. Download: the same 1 GiB uploaded as training data and fetched through its
+data set's presigned ``download_url`` with ``PredictionOneHook.download``, against
+``curl -o``.
+
+The hook runs in a fresh subprocess that reports the transfer's wall time and its peak RSS
+growth: VmHWM is reset (``/proc/self/clear_refs``) just before the transfer, and the peak
+after it is compared with the RSS before. The uploads go to column-info URLs, which the
+emulator stores without reading them, so no server-side work follows one measurement into
+the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import _common as common
+
+ID = "P2"
+MODULE = "benchmarks.p2_streaming"
+GOAL_MIB, GOAL_SPEED = 64.0, 0.7
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+@dataclass(frozen=True)
+class Settings:
+    size_mib: int = 1024
+    repetitions: int = 3
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(size_mib=128, repetitions=1)
+
+
+def write_csv(path: Path, size_mib: int) -> int:
+    """A CSV of exactly ``size_mib`` MiB: a header, then rows, written 1 MiB at a time."""
+    header = b"customer_id,age,plan,visits,signup,spend,purchased\n"
+    rows = b"".join(
+        f"C{i:07d},{18 + i % 60},{('free', 'basic', 'pro')[i % 3]},{i % 31},2024-{1 + i % 12:02d}-"
+        f"{1 + i % 28:02d},{(i * 7919) % 10000 / 100:.2f},{('yes', 'no')[i % 2]}\n".encode()
+        for i in range(30000)  # about 1.5 MiB: more than a block
+    )
+    with path.open("wb") as out:
+        for number in range(size_mib):
+            out.write(_block(header if number == 0 else b"", rows))
+    return path.stat().st_size
+
+
+def _block(head: bytes, rows: bytes) -> bytes:
+    """``head`` + whole rows + one row whose id is padded so that the block is exactly 1 MiB."""
+    tail = b",30,pro,12,2024-01-01,10.00,yes\n"
+    room = MIB - len(head)
+    body = rows[: rows.rindex(b"\n", 0, room - 200) + 1]
+    padding = room - len(body) - len(tail) - 1
+    return head + body + b"P" + b"0" * padding + tail
+
+
+def scratch_dir(size_mib: int) -> str | None:
+    """/dev/shm when it has room: disk write-back stalls would otherwise dominate both sides' timings."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and shutil.disk_usage(shm).free > 4 * size_mib * MIB:
+        return str(shm)
+    return None
+
+
+# --- the hook, in a fresh process ----------------------------------------------------------------
+
+
+def worker(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog=f"{MODULE} worker")
+    parser.add_argument("direction", choices=("upload", "download"))
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--path", required=True, type=Path)
+    options = parser.parse_args(argv)
+
+    from airflow_provider_predone import files
+    from airflow_provider_predone.hooks.predone import PredictionOneHook
+
+    hook = PredictionOneHook()
+    hook._transport.session  # the session exists before the measurement, as in a task  # noqa: B018
+    if options.direction == "upload":
+        source = files.resolve("input_data", options.path)
+
+        def transfer() -> int:
+            return hook.upload(options.url, source, label="Benchmark upload")
+
+    else:
+
+        def transfer() -> int:
+            return hook.download(options.url, options.path, label="Benchmark download")
+
+    rss_before = common.rss_kib()
+    peak_reset = common.reset_peak_rss()
+    started, cpu = time.perf_counter(), time.process_time()
+    size = transfer()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    common.emit(
+        {
+            "bytes": size,
+            "seconds": seconds,
+            "cpu": cpu,
+            "rss_growth_mib": (common.peak_rss_kib() - rss_before) / 1024,
+            "rss_before_mib": rss_before / 1024,
+            "peak_reset": peak_reset,
+        }
+    )
+
+
+def curl(*arguments: str) -> tuple[float, float]:
+    """Run curl; answer its own ``time_total`` and the CPU seconds it used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        ["curl", "--silent", "--show-error", "--fail", "--noproxy", "*", "-w", "%{time_total}", *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"curl {' '.join(arguments[:1])} failed ({done.returncode}): {done.stderr.strip()}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return float(done.stdout.strip().splitlines()[-1]), cpu
+
+
+def transfer(who: str, direction: str, url: str, path: Path) -> dict[str, float]:
+    """One measured transfer by the hook (in a fresh process) or curl: seconds, CPU seconds, RSS growth."""
+    if who == "hook":
+        result = common.run_worker(MODULE, [direction, f"--url={url}", f"--path={path}"])
+        return {"hook": result["seconds"], "hook_cpu": result["cpu"], "rss": result["rss_growth_mib"]}
+    arguments = ("-T", str(path), "-o", "/dev/null") if direction == "upload" else ("-o", str(path))
+    seconds, cpu = curl(*arguments, url)
+    return {"curl": seconds, "curl_cpu": cpu}
+
+
+# --- the benchmark -------------------------------------------------------------------------------
+
+
+def run(settings: Settings, log: Callable[[str], None] = print) -> str:
+    """Run P2 and answer its summary line."""
+    from airflow_provider_predone.emulator import EmulatorProcess
+    from airflow_provider_predone.hooks.predone import PredictionOneHook
+
+    folder = Path(tempfile.mkdtemp(prefix="predone-bench-p2-", dir=scratch_dir(settings.size_mib)))
+    log(f"P2: files in {folder} ({settings.size_mib} MiB source)")
+    try:
+        source = folder / "big.csv"
+        size = write_csv(source, settings.size_mib)
+        with EmulatorProcess(data_dir=str(folder / "emulator")) as emulator:
+            common.use_emulator(emulator.url)
+            hook = PredictionOneHook()
+            results: dict[str, list[dict[str, Any]]] = {"upload": [], "download": []}
+
+            # Download: the file as training data, fetched from its data set's download URL.
+            learn = hook.get_upload_urls().learn_data_set_upload_url
+            curl("-T", str(source), "-o", "/dev/null", learn)
+            data_set = next(item for item in hook.list_data_sets() if item["data_size"] == size)
+            for repetition in range(settings.repetitions):
+                measured: dict[str, float] = {}
+                for who in ("hook", "curl") if repetition % 2 == 0 else ("curl", "hook"):
+                    url = next(i for i in hook.list_data_sets() if i["data_set_id"] == data_set["data_set_id"])
+                    target = folder / f"download-{who}.csv"
+                    measured.update(transfer(who, "download", url["download_url"], target))
+                    if target.stat().st_size != size:
+                        raise RuntimeError(f"{who} downloaded {target.stat().st_size} of {size} bytes")
+                    target.unlink()
+                results["download"].append(measured)
+                log(_line("download", repetition, settings, size, measured))
+            emulator.reset()  # frees the stored file
+
+            for repetition in range(settings.repetitions):
+                measured = {}
+                for who in ("hook", "curl") if repetition % 2 == 0 else ("curl", "hook"):
+                    url = hook.get_upload_urls().column_info_upload_url
+                    measured.update(transfer(who, "upload", url, source))
+                state = emulator.state()
+                if state["bytes_uploaded"] != 2 * size:
+                    raise RuntimeError(f"the emulator received {state['bytes_uploaded']} bytes, not {2 * size}")
+                emulator.reset()
+                results["upload"].append(measured)
+                log(_line("upload", repetition, settings, size, measured))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return summarise(settings, size, results)
+
+
+def _line(direction: str, repetition: int, settings: Settings, size: int, measured: dict[str, float]) -> str:
+    return (
+        f"P2 {repetition + 1}/{settings.repetitions} {direction:8}: hook {size / MIB / measured['hook']:.0f} MiB/s, "
+        f"curl {size / MIB / measured['curl']:.0f} MiB/s; CPU s/GiB hook {measured['hook_cpu'] * GIB / size:.2f}, "
+        f"curl {measured['curl_cpu'] * GIB / size:.2f}; hook peak RSS growth {measured['rss']:.1f} MiB"
+    )
+
+
+def summarise(settings: Settings, size: int, results: dict[str, list[dict[str, float]]]) -> str:
+    parts = []
+    for direction in ("upload", "download"):
+        runs = results[direction]
+        hook_speed = common.median(size / MIB / r["hook"] for r in runs)
+        curl_speed = common.median(size / MIB / r["curl"] for r in runs)
+        speed = common.median(r["curl"] / r["hook"] for r in runs)
+        rss = max(r["rss"] for r in runs)
+        parts.append(
+            f"{direction}: hook={hook_speed:.0f}MiB/s curl={curl_speed:.0f}MiB/s "
+            f"speed={speed:.2f}x curl (goal>={GOAL_SPEED}, {common.verdict(speed >= GOAL_SPEED)}) "
+            f"rss_growth={rss:.1f}MiB (goal<={GOAL_MIB:g}, {common.verdict(rss <= GOAL_MIB)})"
+        )
+    return (
+        f"{ID} file={size / MIB:.0f}MiB | "
+        + " | ".join(parts)
+        + f" [median of {settings.repetitions}; RSS growth: worst run]"
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["worker"]:
+        common.prepare_environment()
+        worker(sys.argv[2:])
+    else:
+        raise SystemExit(f"usage: python -m benchmarks {ID}")

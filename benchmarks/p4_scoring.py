@@ -1,0 +1,281 @@
+"""
+P4 — scoring throughput.
+
+The emulator adds 20 ms to every inference request (``--inference-latency-ms 20``). Scored
+through one prediction API of a trained model:
+
+* ours — :class:`PredictionOneBatchPredictOperator` (``execute`` in a fresh process, which
+  runs :class:`~airflow_provider_predone.scoring.BatchScorer`) on 10,000 rows, at the
+  benchmark's concurrency and at the operator's default (8);
+* the vendor sample's loop — plain ``requests.post``, one row per request, one after the
+  other, answers appended to a CSV. Its rate does not depend on the number of rows, and
+  10,000 rows would take about four minutes, so it is measured on 600 rows.
+
+Rows per second are compared (medians of the repetitions, run interleaved). Memory: the
+peak RSS growth of the scoring process (VmHWM reset just before scoring) for 10,000 rows
+against 1,000 rows; constant memory means about the same growth for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import _common as common
+
+ID = "P4"
+MODULE = "benchmarks.p4_scoring"
+GOAL = 10.0
+LATENCY_MS = 20
+DEFAULT_CONCURRENCY = 8  # PredictionOneBatchPredictOperator's default
+COLUMNS = ["customer_id", "age", "plan", "visits", "signup", "spend"]
+TARGET = "purchased"
+CONFIG = {"tc": TARGET, "tt": "binary_classification", "tv": "yes"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    rows: int = 10_000
+    small_rows: int = 1_000  # the memory comparison
+    vendor_rows: int = 600
+    default_rows: int = 2_000  # the default concurrency's run
+    concurrency: int = 32
+    repetitions: int = 3
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(rows=1_000, small_rows=200, vendor_rows=100, default_rows=400, repetitions=1)
+
+
+def write_rows(path: Path, rows: int, *, seed: int, with_target: bool) -> Path:
+    """Churn-like rows; the target depends on ``visits`` and ``plan``."""
+    generator = random.Random(seed)
+    with path.open("w", newline="", encoding="utf-8") as sink:
+        writer = csv.writer(sink, lineterminator="\n")
+        writer.writerow([*COLUMNS, TARGET] if with_target else COLUMNS)
+        for number in range(rows):
+            plan = generator.choice(["free", "basic", "pro"])
+            visits = generator.randint(0, 30)
+            score = 0.25 * visits - 3.5 + (1.5 if plan == "pro" else 0.0)
+            row = [
+                f"C{number:06d}",
+                generator.randint(18, 80),
+                plan,
+                visits,
+                f"2024-{generator.randint(1, 12):02d}-{generator.randint(1, 28):02d}",
+                round(10 + 2 * visits + generator.gauss(0, 5), 2),
+            ]
+            if with_target:
+                row.append("yes" if generator.random() < 1 / (1 + 2.718281828**-score) else "no")
+            writer.writerow(row)
+    return path
+
+
+def deploy(folder: Path) -> str:
+    """Train a model and start a prediction API on the emulator; answers its classifier id."""
+    from airflow_provider_predone import files
+    from airflow_provider_predone.hooks.predone import PredictionOneHook
+
+    hook = PredictionOneHook()
+    training = write_rows(folder / "train.csv", 400, seed=1, with_target=True)
+    urls = hook.get_upload_urls()
+    hook.upload(urls.learn_data_set_upload_url, files.resolve("training_data", training), label="Training data")
+    hook.create_model(urls.external_process_id, "bench-p4", CONFIG)
+    _wait(lambda: hook.get_train_status(urls.external_process_id).status == "finished", "training")
+    model_id = hook.find_model_id("bench-p4")
+    if model_id is None:
+        raise RuntimeError("the trained model is not in the model list")
+    classifier_id = hook.create_prediction_api(model_id).classifier_id
+    _wait(lambda: hook.get_prediction_api(classifier_id).status == "running", "prediction API")
+    return classifier_id
+
+
+def _wait(done: Callable[[], bool], what: str, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {what} is not ready after {limit} s")
+        time.sleep(0.2)
+
+
+# --- the scoring processes -----------------------------------------------------------------------
+
+
+def vendor_loop(url: str, api_key: str, source: Path, output: Path) -> int:
+    """The vendor sample's way: one POST per row with plain ``requests``, one after the other."""
+    import requests
+
+    scored = 0
+    with source.open(newline="", encoding="utf-8") as rows, output.open("w", encoding="utf-8") as out:
+        reader = csv.reader(rows)
+        header = ",".join(next(reader))
+        for row in reader:
+            data = base64.b64encode(f"{header}\n{','.join(row)}\n".encode()).decode()
+            body = {
+                "inputs": [
+                    {"name": "pr", "type": "csv", "data": data},
+                    {"name": "ar", "type": "bool", "data": False},
+                    {"name": "ad", "type": "bool", "data": False},
+                    {"name": "nc", "type": "bool", "data": False},
+                    {"name": "nr", "type": "bool", "data": True},
+                ]
+            }
+            answer = requests.post(
+                url,
+                json=body,
+                headers={"x-api-key": api_key, "content-type": "application/json; charset=utf-8"},
+                timeout=30,
+            )
+            answer.raise_for_status()
+            for item in answer.json()["outputs"]:
+                if item["name"] == "prediction_valid.csv":
+                    out.write(base64.b64decode(item["data"]).decode())
+            scored += 1
+    return scored
+
+
+def worker(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog=f"{MODULE} worker")
+    parser.add_argument("variant", choices=("operator", "vendor"))
+    parser.add_argument("--classifier-id", required=True)
+    parser.add_argument("--input", required=True, type=Path)
+    parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    options = parser.parse_args(argv)
+
+    if options.variant == "operator":
+        from airflow_provider_predone.operators.predone import PredictionOneBatchPredictOperator
+
+        operator = PredictionOneBatchPredictOperator(
+            task_id="score",
+            classifier_id=options.classifier_id,
+            input_data=str(options.input),
+            output_data=str(options.output),
+            concurrency=options.concurrency,
+        )
+        operator.hook.connection_info  # resolved before the measurement  # noqa: B018
+
+        def score() -> int:
+            return int(operator.execute({})["rows_scored"])  # type: ignore[arg-type]
+
+    else:
+        from airflow_provider_predone.hooks.predone import PredictionOneHook
+
+        prediction_api = PredictionOneHook().get_prediction_api(options.classifier_id)
+
+        def score() -> int:
+            return vendor_loop(prediction_api.url, prediction_api.api_key, options.input, options.output)
+
+    rss_before = common.rss_kib()
+    peak_reset = common.reset_peak_rss()
+    started, cpu = time.perf_counter(), time.process_time()
+    rows = score()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    common.emit(
+        {
+            "rows": rows,
+            "seconds": seconds,
+            "rows_per_second": rows / seconds,
+            "cpu_per_row": cpu / max(rows, 1),
+            "rss_growth_mib": (common.peak_rss_kib() - rss_before) / 1024,
+            "peak_reset": peak_reset,
+        }
+    )
+
+
+# --- the benchmark -------------------------------------------------------------------------------
+
+
+def run(settings: Settings, log: Callable[[str], None] = print) -> str:
+    """Run P4 and answer its summary line."""
+    from airflow_provider_predone.emulator import EmulatorProcess
+
+    with (
+        tempfile.TemporaryDirectory(prefix="predone-bench-p4-") as scratch,
+        EmulatorProcess(job_seconds=1, build_seconds=0.5, inference_latency_ms=LATENCY_MS) as emulator,
+    ):
+        folder = Path(scratch)
+        common.use_emulator(emulator.url)
+        classifier_id = deploy(folder)
+        inputs = {
+            n: write_rows(folder / f"score_{n}.csv", n, seed=2, with_target=False)
+            for n in {settings.rows, settings.small_rows, settings.vendor_rows, settings.default_rows}
+        }
+        output = folder / "predictions.csv"
+
+        def measure(variant: str, rows: int, concurrency: int = DEFAULT_CONCURRENCY) -> dict[str, Any]:
+            result = common.run_worker(
+                MODULE,
+                [
+                    variant,
+                    f"--classifier-id={classifier_id}",
+                    f"--input={inputs[rows]}",
+                    f"--output={output}",
+                    f"--concurrency={concurrency}",
+                ],
+            )
+            if result["rows"] != rows:
+                raise RuntimeError(f"{variant} scored {result['rows']} of {rows} rows")
+            output.unlink()
+            label = variant if variant == "vendor" else f"operator c={concurrency}"
+            log(
+                f"P4 {label:15} {rows:6} rows: {result['rows_per_second']:7.1f} rows/s, "
+                f"{result['cpu_per_row'] * 1e6:.0f} us CPU/row, peak RSS growth {result['rss_growth_mib']:.1f} MiB"
+            )
+            return result
+
+        ours: list[dict[str, Any]] = []
+        small: list[dict[str, Any]] = []
+        default: list[dict[str, Any]] = []
+        vendor: list[dict[str, Any]] = []
+        for _ in range(settings.repetitions):
+            vendor.append(measure("vendor", settings.vendor_rows))
+            ours.append(measure("operator", settings.rows, settings.concurrency))
+            small.append(measure("operator", settings.small_rows, settings.concurrency))
+            default.append(measure("operator", settings.default_rows, DEFAULT_CONCURRENCY))
+    return summarise(settings, ours, small, default, vendor)
+
+
+def summarise(
+    settings: Settings,
+    ours: list[dict[str, Any]],
+    small: list[dict[str, Any]],
+    default: list[dict[str, Any]],
+    vendor: list[dict[str, Any]],
+) -> str:
+    rate = common.median(r["rows_per_second"] for r in ours)
+    default_rate = common.median(r["rows_per_second"] for r in default)
+    vendor_rate = common.median(r["rows_per_second"] for r in vendor)
+    # Per repetition, ours against the vendor loop run just before it; the median of those.
+    speedups = [o["rows_per_second"] / v["rows_per_second"] for o, v in zip(ours, vendor, strict=True)]
+    default_speedups = [d["rows_per_second"] / v["rows_per_second"] for d, v in zip(default, vendor, strict=True)]
+    speedup, default_speedup = common.median(speedups), common.median(default_speedups)
+    big_mib = common.median(r["rss_growth_mib"] for r in ours)
+    small_mib = common.median(r["rss_growth_mib"] for r in small)
+    constant = big_mib <= small_mib * 1.5 + 8
+    return (
+        f"{ID} latency={LATENCY_MS}ms rows/s: operator(c={settings.concurrency}, {settings.rows} rows)={rate:.0f} "
+        f"vendor_loop({settings.vendor_rows} rows)={vendor_rate:.1f} | "
+        f"speedup={speedup:.1f}x (goal>=10, {common.verdict(speedup >= GOAL)}) "
+        f"default c={DEFAULT_CONCURRENCY}: {default_rate:.0f} rows/s = {default_speedup:.1f}x | "
+        f"rss_growth {settings.rows} rows={big_mib:.1f}MiB vs {settings.small_rows} rows={small_mib:.1f}MiB "
+        f"({common.verdict(constant)}) [per repetition speedup {'/'.join(f'{r:.1f}' for r in speedups)}; "
+        f"medians of {settings.repetitions}]"
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["worker"]:
+        common.prepare_environment()
+        worker(sys.argv[2:])
+    else:
+        raise SystemExit(f"usage: python -m benchmarks {ID}")

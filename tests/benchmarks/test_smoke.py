@@ -1,0 +1,68 @@
+"""The benchmark code runs, in tiny configurations. No timing is asserted: benchmarks are not tests.
+
+The full benchmarks run with ``make bench`` (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import REPO, predone_connection
+
+from airflow_provider_predone.emulator import EmulatorProcess
+
+if str(REPO) not in sys.path:  # the benchmarks package lives at the top of the checkout
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import __main__ as cli
+from benchmarks import p1_trigger_scale, p2_streaming, p3_parse_cost
+
+
+def test_p1_all_variants_poll_with_few_triggers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its own emulator: trainings must stay running, and its URL gives the triggers fresh API keys.
+    with EmulatorProcess(job_seconds=3600, build_seconds=0.5) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_PREDONE_DEFAULT", predone_connection(emulator.url))
+        ids = p1_trigger_scale.create_trainings(emulator.url, 20)
+        assert len(set(ids)) == 20
+        settings = p1_trigger_scale.Settings(triggers=20, interval=0.2, window=0.4, repetitions=1)
+        results = {
+            variant: [asyncio.run(p1_trigger_scale._measure(variant, emulator.url, ids, settings, emulator.pid))]
+            for variant in p1_trigger_scale.VARIANTS
+        }
+    for variant, (result,) in results.items():
+        assert result["variant"] == variant
+        assert result["polls"] > 0
+        assert result["cpu_per_poll"] > 0
+    line = p1_trigger_scale.summarise(settings, results)
+    assert line.startswith("P1 ")
+    assert "vs_floor=" in line
+    assert "vs_common=" in line
+
+
+def test_p3_reports_the_import_ratio_and_heavy_modules() -> None:
+    progress: list[str] = []
+    line = p3_parse_cost.run(p3_parse_cost.Settings(runs=1, warmups=1), log=progress.append)
+    assert line.startswith("P3 ")
+    assert "ratio=" in line
+    # The HTTP clients are imported when a task runs, not when a DAG file is parsed.
+    assert "heavy_added=none" in line
+    assert progress
+
+
+def test_p2_source_file_is_a_csv_of_the_exact_size(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    assert p2_streaming.write_csv(path, 3) == 3 * p2_streaming.MIB
+    with path.open(newline="") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0][0] == "customer_id"
+    assert {len(row) for row in rows} == {7}
+
+
+def test_cli_rejects_unknown_benchmarks(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["P9"])
+    assert "unknown benchmark" in capsys.readouterr().err
