@@ -78,4 +78,18 @@ def emit(context: Any, alias: str, uri: str, extra: dict[str, Any]) -> None:
         return
     from airflow.providers.common.compat.sdk import Asset, AssetAlias
 
-    outlet_events[AssetAlias(name=alias)].add(Asset(uri), extra=extra)
+    outlet_events[AssetAlias(name=alias)].add(Asset(uri), extra=flat_extra(extra))
+
+
+def flat_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """``{"metrics": {"auc": 0.8}}`` → ``{"metrics.auc": 0.8}``; unknown values left out.
+
+    Airflow 3.0 hashes alias event extras, so their values must be scalars.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items() if v is not None})
+        elif value is not None:
+            flat[key] = value
+    return flat

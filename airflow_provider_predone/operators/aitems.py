@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_predone import assets
 from airflow_provider_predone._task_state import TaskState
-from airflow_provider_predone.operators.base import JobOperator
+from airflow_provider_predone.operators.base import JobOperator, task_result
 from airflow_provider_predone.protocol import aitems as api
 from airflow_provider_predone.protocol.common import path_id
 
@@ -83,7 +83,7 @@ class AitemsTrainOperator(JobOperator):
         else:
             versions = self._request(state, service_id, types, hp_config, recorded)
         if not self.wait_for_completion:
-            return {"service_id": service_id, "versions": versions, "statuses": {}}
+            return task_result({"service_id": service_id, "versions": versions, "statuses": {}})
         from airflow_provider_predone.triggers.aitems import AitemsTrainingTrigger
 
         trigger = AitemsTrainingTrigger(service_id=service_id, versions=versions, **self.trigger_kwargs())
@@ -121,8 +121,10 @@ class AitemsTrainOperator(JobOperator):
         for train_type, version in event["versions"].items():
             extra = {"event": "trained", "version": version}
             assets.emit(context, self.asset_alias, assets.aitems_uri(event["service_id"], train_type), extra)
-        return {
-            "service_id": event["service_id"],
-            "versions": event["versions"],
-            "statuses": event.get("statuses", {}),
-        }
+        return task_result(
+            {
+                "service_id": event["service_id"],
+                "versions": event["versions"],
+                "statuses": event.get("statuses", {}),
+            }
+        )

@@ -32,6 +32,16 @@ def positive_seconds(field: str, value: Any) -> float:
     return seconds
 
 
+def task_result(fields: dict[str, Any]) -> dict[str, Any]:
+    """
+    An operator's result with unknown (``None``) fields left out.
+
+    Each field becomes its own XCom (``multiple_outputs``), and Airflow 3.0 refuses to store
+    a ``None`` XCom; a field that is absent simply means "not known".
+    """
+    return {key: value for key, value in fields.items() if value is not None}
+
+
 class JobOperator(BaseOperator):
     """
     Starts a remote job and waits for it: deferred to the triggerer, or on the worker with the

@@ -24,7 +24,7 @@ from airflow_provider_predone.exceptions import (
     NotFoundError,
     QualityGateRejectedError,
 )
-from airflow_provider_predone.operators.base import JobOperator
+from airflow_provider_predone.operators.base import JobOperator, task_result
 from airflow_provider_predone.protocol import predone as api
 from airflow_provider_predone.protocol.common import Phase, path_id
 
@@ -201,7 +201,7 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
         else:
             external_process_id, requested_at = self._start(state, config, train, evaluation, column_info)
         if not self.wait_for_completion:
-            return {"external_process_id": external_process_id, "model_id": None, "status": "started"}
+            return task_result({"external_process_id": external_process_id, "status": "started"})
         from airflow_provider_predone.triggers.predone import PredictionOneTrainTrigger
 
         trigger = PredictionOneTrainTrigger(external_process_id=external_process_id, **self.trigger_kwargs())
@@ -270,13 +270,15 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
             model_id,
             result and result.metrics,
         )
-        return {
-            "model_id": model_id,
-            "external_process_id": external_process_id,
-            "status": status.status,
-            "result_path": str(result.path) if result and self.result_dir else None,
-            "metrics": result.metrics if result else None,
-        }
+        return task_result(
+            {
+                "model_id": model_id,
+                "external_process_id": external_process_id,
+                "status": status.status,
+                "result_path": str(result.path) if result and self.result_dir else None,
+                "metrics": result.metrics if result else None,
+            }
+        )
 
 
 # --- retraining -----------------------------------------------------------------------------------
@@ -360,7 +362,7 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
                 )
             retrain_job_id = self._start(state, model_id, train, evaluation, filename)
         if not self.wait_for_completion:
-            return {"retrain_job_id": retrain_job_id, "model_id": model_id, "status": "started"}
+            return task_result({"retrain_job_id": retrain_job_id, "model_id": model_id, "status": "started"})
         from airflow_provider_predone.triggers.predone import PredictionOneRetrainTrigger
 
         trigger = PredictionOneRetrainTrigger(retrain_job_id=retrain_job_id, model_id=model_id, **self.trigger_kwargs())
@@ -398,14 +400,16 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
         TaskState(context, "retrain_job").clear()
         extra = {"event": "retrained", "retrain_job_id": retrain_job_id, "metrics": result and result.metrics}
         assets.emit(context, self.asset_alias, assets.model_uri(self.hook.connection_info.service, model_id), extra)
-        return {
-            "retrain_job_id": retrain_job_id,
-            "model_id": model_id,
-            "status": status.status,
-            "result_path": str(result.path) if result and self.result_dir else None,
-            "metrics": result.metrics if result else None,
-            "previous_metrics": result.previous_metrics if result else None,
-        }
+        return task_result(
+            {
+                "retrain_job_id": retrain_job_id,
+                "model_id": model_id,
+                "status": status.status,
+                "result_path": str(result.path) if result and self.result_dir else None,
+                "metrics": result.metrics if result else None,
+                "previous_metrics": result.previous_metrics if result else None,
+            }
+        )
 
 
 class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
@@ -470,13 +474,15 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         self.log.info("Model %s now serves retrain job %s", model_id, retrain_job_id)
         extra = {"event": "switched", "retrain_job_id": retrain_job_id, "model_id": model_id}
         assets.emit(context, self.asset_alias, assets.serving_uri(self.hook.connection_info.service, model_id), extra)
-        return {
-            "retrain_job_id": retrain_job_id,
-            "model_id": model_id,
-            "switched": True,
-            "metrics": result.metrics if result else None,
-            "previous_metrics": result.previous_metrics if result else None,
-        }
+        return task_result(
+            {
+                "retrain_job_id": retrain_job_id,
+                "model_id": model_id,
+                "switched": True,
+                "metrics": result.metrics if result else None,
+                "previous_metrics": result.previous_metrics if result else None,
+            }
+        )
 
 
 def metric_gate(
@@ -567,13 +573,15 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneBaseOperator):
 
     def _describe(self, classifier_id: str) -> dict[str, Any]:
         prediction_api = self.hook.get_prediction_api(classifier_id)
-        return {
-            "classifier_id": prediction_api.classifier_id,
-            "model_id": prediction_api.model_id,
-            "url": prediction_api.url,
-            "status": prediction_api.status,
-            "version": prediction_api.version,
-        }
+        return task_result(
+            {
+                "classifier_id": prediction_api.classifier_id,
+                "model_id": prediction_api.model_id,
+                "url": prediction_api.url,
+                "status": prediction_api.status,
+                "version": prediction_api.version,
+            }
+        )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         from airflow_provider_predone.triggers.base import validate_event
@@ -688,13 +696,15 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
         options = api.InferenceOptions(ar=self.with_reasons, ad=self.echo_input, nr=True, pc=self.id_column)
         scorer = BatchScorer(self.hook, prediction_api, options, concurrency=self.concurrency, log=self.log)
         counts = scorer.run(source, output, reasons)
-        return {
-            "rows_in": counts.rows_in,
-            "rows_scored": counts.rows_scored,
-            "output_data": str(output),
-            "reasons_data": str(reasons) if reasons else None,
-            "model_version": counts.model_version,
-        }
+        return task_result(
+            {
+                "rows_in": counts.rows_in,
+                "rows_scored": counts.rows_scored,
+                "output_data": str(output),
+                "reasons_data": str(reasons) if reasons else None,
+                "model_version": counts.model_version,
+            }
+        )
 
 
 # --- listing and clean-up ----------------------------------------------------------------------------
