@@ -63,8 +63,8 @@ def run_cli(*args: str) -> str:
 
 
 def json_part(output: str) -> str:
-    """The JSON document of a CLI answer (Airflow may log a line before it)."""
-    return next(line for line in output.splitlines() if line.startswith("["))
+    """The JSON document of a CLI answer (Airflow may log lines, also starting with "[", before it)."""
+    return next(line for line in output.splitlines() if line.startswith("[{"))
 
 
 def test_airflow_cli_lists_the_provider_and_its_hooks() -> None:
