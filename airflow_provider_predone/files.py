@@ -76,6 +76,10 @@ def resolve(field: str, data: Any, *, extensions: tuple[str, ...] = (".csv",)) -
         raise InvalidInputError(f"{field}: {data!s} cannot be read (permission denied)") from None
     except OSError as exc:
         raise InvalidInputError(f"{field}: {data!s} cannot be read ({exc})") from None
+    except ValueError as exc:  # an object storage scheme nobody registered, when resolved lazily
+        storage = getattr(location, "protocol", None) is not None  # ObjectStoragePath; not a local Path
+        what = "is not a usable object storage URL" if storage else "cannot be read"
+        raise InvalidInputError(f"{field}: {data!r} {what} ({exc})") from None
     mode = getattr(info, "st_mode", None)
     if mode is not None and stat.S_ISDIR(mode):
         raise InvalidInputError(f"{field}: {data!s} is a directory, not a file")
