@@ -130,6 +130,7 @@ def test_admin_config_secrets_and_reset(
         "aitems_trainings_started": 0,
         "api_keys_issued": 0,
         "requests": 0,
+        "held_requests": 0,
         "faults": {kind: 0 for kind in state["faults"]},
     }
     secrets = emulator.secrets()
