@@ -18,6 +18,7 @@ help:
 	@echo "make bench  - benchmarks (ratios against baselines measured in the same run)"
 	@echo "make docs   - the Sphinx site, warnings as errors"
 	@echo "make e2e    - the connection form in headless Chromium"
+	@echo "make reliability - faults over 20 seeds, task kills and triggerer restarts on a real Airflow, secret leaks (minutes)"
 
 $(STAMP): pyproject.toml $(wildcard .ci/constraints-$(AIRFLOW_VERSION).txt)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,11 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The slow part of the reliability suite (marker `slow`, skipped by `make test`); latest Airflow.
+# -rP prints what the passing tests measured (the fault summary).
+reliability: $(STAMP)
+	$(BIN)/python -m pytest -m slow -rP tests/reliability $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,11 +27,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--secret-key", default=os.environ.get("PREDONE_DEMO_SECRET_KEY", "predone-demo-secret-key"))
     parser.add_argument("--job-seconds", type=float, default=2.0, help="how long the emulator's jobs take")
+    parser.add_argument("--dir", type=Path, default=DEMO, help="where everything is written (default: .demo)")
+    parser.add_argument(
+        "--secrets-file",
+        type=Path,
+        help="write every secret the emulator issued (its /_emulator/secrets) here as JSON, to check for leaks",
+    )
     args = parser.parse_args()
 
-    home = DEMO / "airflow"
-    output = DEMO / "output"
-    for folder in (home, output, DEMO / "emulator"):
+    demo = args.dir.resolve()
+    home = demo / "airflow"
+    output = demo / "output"
+    for folder in (home, output, demo / "emulator"):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     env = {
@@ -47,7 +54,7 @@ def main() -> int:
 
     started = time.monotonic()
     with EmulatorProcess(
-        secret_key=args.secret_key, job_seconds=args.job_seconds, build_seconds=1.0, data_dir=str(DEMO / "emulator")
+        secret_key=args.secret_key, job_seconds=args.job_seconds, build_seconds=1.0, data_dir=str(demo / "emulator")
     ) as emulator:
         print(f"Emulator: {emulator.url}")
         env["AIRFLOW_CONN_PREDONE_DEFAULT"] = json.dumps(
@@ -64,11 +71,13 @@ def main() -> int:
         airflow(env, "db", "migrate")
         for dag_id in DAG_IDS:
             conf = json.dumps({"output_dir": str(output)}) if dag_id == "predone_lifecycle" else "{}"
-            print(f"Running {dag_id} (log: .demo/{dag_id}.log) ...", flush=True)
-            ok = airflow(env, "dags", "test", dag_id, "--conf", conf, log=DEMO / f"{dag_id}.log", check=False)
+            print(f"Running {dag_id} (log: {shown(demo / f'{dag_id}.log')}) ...", flush=True)
+            ok = airflow(env, "dags", "test", dag_id, "--conf", conf, log=demo / f"{dag_id}.log", check=False)
             print(f"  {dag_id}: {'success' if ok else 'FAILED — see the log'}")
         state = emulator.state()
-    print_summary(output, state, time.monotonic() - started)
+        if args.secrets_file:
+            args.secrets_file.write_text(json.dumps(emulator.secrets()))
+    print_summary(output, state, time.monotonic() - started, home)
     return 0 if all(run_state(d) == "success" for d in DAG_IDS) else 1
 
 
@@ -111,7 +120,12 @@ def xcom(dag_id: str, task_id: str) -> object:
         return XComModel.deserialize_value(row) if row is not None else None
 
 
-def print_summary(output: Path, state: dict[str, object], seconds: float) -> None:
+def shown(path: Path) -> Path:
+    """``path`` relative to the repository when it is inside it."""
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
+def print_summary(output: Path, state: dict[str, object], seconds: float, home: Path) -> None:
     summary = xcom("predone_lifecycle", "summary") or {}
     aitems = xcom("aitems_train", "train") or {}
     before, after = summary.get("metrics_before") or {}, summary.get("metrics_after") or {}
@@ -128,13 +142,13 @@ def print_summary(output: Path, state: dict[str, object], seconds: float) -> Non
     gate = "passed: switched to the retrained model" if summary.get("switched") else "refused: not switched"
     print(f"  quality gate       {gate}")
     print(f"  rows scored        {summary.get('rows_scored')} (model versions served: {summary.get('model_versions')})")
-    print(f"  predictions        {output.relative_to(REPO)}/predictions_before.csv, predictions_after.csv")
+    print(f"  predictions        {shown(output)}/predictions_before.csv, predictions_after.csv")
     print("AiTEMS (aitems_train)")
     print(f"  trainings          {aitems.get('statuses')} in service {aitems.get('service_id')}")
     print("Emulator counters")
     keys = ("trainings_started", "retrain_jobs_started", "model_switches", "classifiers", "predictions")
     print("  " + ", ".join(f"{k}={state.get(k)}" for k in keys))
-    print(f"Done in {seconds:.0f} s. Airflow home and task logs: .demo/airflow")
+    print(f"Done in {seconds:.0f} s. Airflow home and task logs: {shown(home)}")
 
 
 if __name__ == "__main__":
