@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS = REPO / "tests" / "dags"
@@ -52,16 +53,38 @@ class DagRunResult:
             return XComModel.deserialize_value(row) if row is not None else None
 
 
-def load_dag(folder: Path, dag_id: str) -> object:
+def _dagbag(folder: Path) -> Any:
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow < 3.1
         from airflow.models.dagbag import DagBag
     bag = DagBag(str(folder), include_examples=False) if _dagbag_takes_examples(DagBag) else DagBag(str(folder))
     assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag(dag_id)
+    return bag
+
+
+def load_dag(folder: Path, dag_id: str) -> object:
+    dag = _dagbag(folder).get_dag(dag_id)
     assert dag is not None, f"{dag_id} not found in {folder}"
     return dag
+
+
+def sync_to_db(folder: Path) -> None:
+    """
+    Write the DAGs of ``folder`` to the metadata database, as the DAG processor does, so that
+    an asset event finds the DAGs scheduled on it. ``dag.test()`` does this for its bundle
+    from Airflow 3.1 on; Airflow 3.0 writes only the DAG under test.
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = _dagbag(folder)
+    try:
+        from airflow.dag_processing.dagbag import sync_bag_to_db
+    except ImportError:  # Airflow < 3.1
+        bag.sync_to_db("dags-folder", None)
+    else:
+        sync_bag_to_db(bag, "dags-folder", None)
 
 
 def _dagbag_takes_examples(dagbag_cls: type) -> bool:

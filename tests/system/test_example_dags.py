@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, load_dag, run_dag
+from helpers import REPO, load_dag, run_dag, sync_to_db
 
 from airflow_provider_predone.emulator import EmulatorProcess
 
@@ -74,7 +74,6 @@ def test_aitems_train(connections: EmulatorProcess, airflow_db) -> None:
 
 @pytest.mark.parametrize("dag_id", ["predone_lifecycle", "aitems_train"])
 def test_every_wait_is_deferrable(airflow_db, dag_id: str) -> None:
-    from helpers import load_dag
 
     dag = load_dag(EXAMPLES, dag_id)
     waiting = [t for t in dag.tasks if hasattr(t, "deferrable") and getattr(t, "wait_for_completion", True)]
@@ -88,7 +87,7 @@ def test_lifecycle_emits_asset_events_that_schedule_the_scoring_dag(
     from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
-    load_dag(EXAMPLES, "predone_score_on_switch")  # in the database before the events arrive
+    sync_to_db(EXAMPLES)  # predone_score_on_switch is in the database before the events arrive
     with create_session() as session:
         session.query(AssetDagRunQueue).delete()
     assert set(run_dag(EXAMPLES, "predone_lifecycle", output_dir=str(tmp_path)).states.values()) == {"success"}
