@@ -74,7 +74,6 @@ def test_aitems_train(connections: EmulatorProcess, airflow_db) -> None:
 
 @pytest.mark.parametrize("dag_id", ["predone_lifecycle", "aitems_train"])
 def test_every_wait_is_deferrable(airflow_db, dag_id: str) -> None:
-
     dag = load_dag(EXAMPLES, dag_id)
     waiting = [t for t in dag.tasks if hasattr(t, "deferrable") and getattr(t, "wait_for_completion", True)]
     assert waiting
