@@ -46,6 +46,7 @@ T = TypeVar("T")
 Headers = Mapping[str, str] | Callable[[], Mapping[str, str]]
 
 CHUNK = 1024 * 1024
+DOWNLOAD_BUFFER = 256 * 1024
 _USER_AGENT = "airflow-provider-predone"
 
 
@@ -412,17 +413,19 @@ class _CountingReader:
 
 def _body_chunks(response: requests.Response) -> Iterator[bytes | memoryview]:
     """
-    A streamed response's body, up to :data:`CHUNK` bytes at a time.
+    A streamed response's body, a chunk at a time.
 
     Without a content encoding the bytes are read straight into one reused buffer: the generic
     path allocates a fresh megabyte per chunk, which costs page faults and copies that made the
-    hook's downloads CPU-bound (benchmark P2). Our own length check replaces urllib3's.
+    hook's downloads CPU-bound (benchmark P2). The buffer is a quarter of a MiB, small enough to
+    stay in the CPU cache between reading it and writing it out (measured faster than 1 MiB).
+    Our own length check replaces urllib3's.
     """
     raw: Any = getattr(response.raw, "_fp", None)  # the http.client response under urllib3
     if response.headers.get("Content-Encoding", "identity") != "identity" or not hasattr(raw, "readinto"):
         yield from response.iter_content(CHUNK)
         return
-    buffer = memoryview(bytearray(CHUNK))
+    buffer = memoryview(bytearray(DOWNLOAD_BUFFER))
     while True:
         try:
             n = raw.readinto(buffer)
