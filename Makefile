@@ -35,10 +35,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The slow part of the reliability suite (marker `slow`, skipped by `make test`); latest Airflow.
-# -rP prints what the passing tests measured (the fault summary). One process per file: the
-# cluster tests share one Airflow, in order.
+# -rP prints what the passing tests measured (the fault summary). One process: run beside the
+# CPU-bound fault runs, a real-cluster task once needed a second try and its test failed.
 reliability: $(STAMP)
-	$(BIN)/python -m pytest -m slow -rP -n 3 --dist loadfile tests/reliability $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m slow -rP tests/reliability $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
