@@ -13,26 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import EMULATOR_OPTIONS, airflow_home_environment, aitems_connection, predone_connection
 
-REPO = Path(__file__).resolve().parent.parent
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="predone-test-airflow-home-"))
-
-os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
-# dag.test() runs only DAGs of a configured bundle: the DAGs folder links the example DAGs and
-# the DAGs written for the tests.
-DAGS_FOLDER = _AIRFLOW_HOME / "dags"
-DAGS_FOLDER.mkdir()
-(DAGS_FOLDER / "example_dags").symlink_to(REPO / "example_dags", target_is_directory=True)
-(DAGS_FOLDER / "test_dags").symlink_to(REPO / "tests" / "dags", target_is_directory=True)
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
+os.environ.update(airflow_home_environment(Path(tempfile.mkdtemp(prefix="predone-test-airflow-home-"))))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
-from helpers import EMULATOR_OPTIONS, aitems_connection, predone_connection  # noqa: E402
-
-from airflow_provider_predone.emulator import EmulatorProcess  # noqa: E402
+from airflow_provider_predone.emulator import EmulatorProcess
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS = REPO / "tests" / "dags"
@@ -32,6 +36,38 @@ def aitems_connection(url: str, secret: str = AITEMS_SECRET_KEY, **extra: object
     return json.dumps(
         {"conn_type": "aitems", "host": url, "login": AITEMS_ACCESS_KEY, "password": secret, "extra": extra}
     )
+
+
+def airflow_home_environment(home: Path) -> dict[str, str]:
+    """
+    A throw-away Airflow home for ``dag.test()``, as environment variables to set before
+    Airflow is imported: a sqlite database, no Airflow examples, and a DAGs folder linking the
+    example DAGs and the DAGs written for the tests (``dag.test()`` runs only DAGs of a
+    configured bundle).
+    """
+    dags = home / "dags"
+    dags.mkdir(parents=True)
+    (dags / "example_dags").symlink_to(EXAMPLES, target_is_directory=True)
+    (dags / "test_dags").symlink_to(DAGS, target_is_directory=True)
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1) -> T:
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
 
 
 class DagRunResult:

@@ -8,11 +8,10 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from helpers import DATA, EMULATOR_OPTIONS, predone_connection
+from helpers import DATA, EMULATOR_OPTIONS, predone_connection, wait_for
 
 from airflow_provider_predone import files
 from airflow_provider_predone.emulator import EmulatorProcess
@@ -32,22 +31,11 @@ CONFIG = {"tc": "purchased_premium", "tt": "binary_classification", "tv": "yes"}
 ONE_ROW = b"".join(open(DATA / "score.csv", "rb").readlines()[:2])  # noqa: SIM115
 
 
-def wait_until(check, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
 def train_model(hook: PredictionOneHook, name: str = "m") -> tuple[str, int]:
     urls = hook.get_upload_urls()
     hook.upload(urls.learn_data_set_upload_url, files.resolve("train_data", DATA / "train.csv"), label="train")
     hook.create_model(urls.external_process_id, name, CONFIG)
-    wait_until(lambda: hook.get_train_status(urls.external_process_id).status == "finished")
+    wait_for("the training to finish", lambda: hook.get_train_status(urls.external_process_id).status == "finished")
     model_id = hook.find_model_id(name)
     assert model_id is not None
     return urls.external_process_id, model_id
@@ -66,7 +54,10 @@ def model(hook: PredictionOneHook) -> tuple[str, int]:
 @pytest.fixture
 def prediction_api(hook: PredictionOneHook, model: tuple[str, int]) -> api.PredictionApi:
     created = hook.create_prediction_api(model[1])
-    return wait_until(lambda: (p := hook.get_prediction_api(created.classifier_id)).status == "running" and p)
+    return wait_for(
+        "the prediction API to run",
+        lambda: (p := hook.get_prediction_api(created.classifier_id)).status == "running" and p,
+    )
 
 
 def test_test_connection_obtains_a_train_key(hook: PredictionOneHook, connections: EmulatorProcess) -> None:
@@ -96,7 +87,10 @@ def test_training_endpoints(hook: PredictionOneHook, connections: EmulatorProces
     with pytest.raises(NotFoundError, match="Not found model"):
         hook.get_train_status(urls.external_process_id)
     hook.create_model(urls.external_process_id, "endpoints", CONFIG)
-    status = wait_until(lambda: (s := hook.get_train_status(urls.external_process_id)).status == "finished" and s)
+    status = wait_for(
+        "the training to finish",
+        lambda: (s := hook.get_train_status(urls.external_process_id)).status == "finished" and s,
+    )
     assert status.result_url
     assert "result_url" not in repr(status)
     written = hook.download(status.result_url, tmp_path / "result.zip", label="result")
@@ -131,8 +125,9 @@ def test_retrain_and_switch(hook: PredictionOneHook, prediction_api: api.Predict
         hook.switch_model(upload.retrain_job_id, model_id)
     hook.upload_retrain_data(upload, model_id, files.resolve("train_data", DATA / "new_month.csv"))
     assert hook.retrain_started(upload.retrain_job_id, model_id)
-    status = wait_until(
-        lambda: (s := hook.get_retrain_status(upload.retrain_job_id, model_id)).status == "job_finished" and s
+    status = wait_for(
+        "the retrain job to finish",
+        lambda: (s := hook.get_retrain_status(upload.retrain_job_id, model_id)).status == "job_finished" and s,
     )
     assert status.download_url
     hook.switch_model(upload.retrain_job_id, model_id)

@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from helpers import airflow_home_environment  # noqa: E402 - the tests folder is on the path first
+
 DAG_IDS = ("predone_lifecycle", "aitems_train")
 COUNTERS = (
     "trainings_started",
@@ -39,26 +42,13 @@ COUNTERS = (
 
 def prepare_airflow(work: Path) -> None:
     """The environment ``tests/conftest.py`` prepares, before Airflow is imported."""
-    home = work / "airflow"
-    dags = home / "dags"
-    dags.mkdir(parents=True)
-    (dags / "example_dags").symlink_to(REPO / "example_dags", target_is_directory=True)
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            # aitems_train sets retries but not retry_delay (default 300 s): keep a retry quick.
-            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        }
-    )
+    os.environ.update(airflow_home_environment(work / "airflow"))
+    # aitems_train sets retries but not retry_delay (default 300 s): keep a retry quick.
+    os.environ["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "5"
+    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
 
 
 def run_dag(dag_id: str, conf: dict[str, object]) -> dict[str, object]:
-    sys.path.insert(0, str(REPO / "tests"))
     from helpers import EXAMPLES, load_dag
 
     started = time.monotonic()
@@ -85,10 +75,9 @@ def main() -> int:
     from airflow.utils import db
 
     db.resetdb()
-    from airflow_provider_predone.emulator import EmulatorProcess
-
-    sys.path.insert(0, str(REPO / "tests"))
     from helpers import EMULATOR_OPTIONS, aitems_connection, predone_connection
+
+    from airflow_provider_predone.emulator import EmulatorProcess
 
     # A slow answer outlasts the request timeout: the client gives up on a request the
     # emulator processed, as with a lost answer.

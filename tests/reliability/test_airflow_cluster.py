@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_cluster import AirflowCluster, running_cluster, wait_for
+from airflow_cluster import AirflowCluster, running_cluster
+from helpers import wait_for
 
 from airflow_provider_predone.emulator import EmulatorProcess
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import pytest
 import requests
-from helpers import DATA
+from helpers import DATA, wait_for
 
 from airflow_provider_predone import files
 from airflow_provider_predone.emulator import EmulatorProcess
@@ -28,20 +27,13 @@ CONFIG = {"tc": "purchased_premium", "tt": "binary_classification", "tv": "yes"}
 PUT = "import requests, sys; requests.put(sys.argv[1], data=open(sys.argv[2], 'rb').read(), timeout=120)"
 
 
-def wait_until(probe: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def retrain_upload(connections: EmulatorProcess) -> tuple[PredictionOneHook, int, api.RetrainUpload]:
     hook = PredictionOneHook()
     urls = hook.get_upload_urls()
     hook.upload(urls.learn_data_set_upload_url, files.resolve("train_data", DATA / "train.csv"), label="train")
     hook.create_model(urls.external_process_id, "holds", CONFIG)
-    wait_until(lambda: hook.get_train_status(urls.external_process_id).status == "finished")
+    wait_for("the training to finish", lambda: hook.get_train_status(urls.external_process_id).status == "finished")
     model_id = hook.find_model_id("holds")
     assert model_id is not None
     return hook, model_id, hook.get_retrain_upload_url(model_id, "new_month.csv")
@@ -52,14 +44,14 @@ def kill_while_held(emulator: EmulatorProcess, setting: str, url: str) -> dict[s
     emulator.configure(**{setting: 60})
     child = subprocess.Popen([sys.executable, "-c", PUT, url, str(DATA / "new_month.csv")])
     try:
-        wait_until(lambda: emulator.state()["held_requests"] == 1)
+        wait_for("the upload to be held", lambda: emulator.state()["held_requests"] == 1, interval=0.02)
         held = emulator.state()
     finally:
         child.kill()
         child.wait()
         time.sleep(0.3)  # the emulator sees the connection close
         emulator.configure(**{setting: 0})  # (the session's emulator is shared: never leave a hold on)
-    wait_until(lambda: emulator.state()["held_requests"] == 0)
+    wait_for("the hold to end", lambda: emulator.state()["held_requests"] == 0, interval=0.02)
     return held
 
 
