@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+# The one version source: pyproject.toml reads it (setuptools dynamic version), and so do the
+# provider metadata, the User-Agent and the docs.
+__version__ = "0.2.0"

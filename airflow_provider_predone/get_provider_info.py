@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_predone import __version__
+
 PREDICTION_ONE = "Sony Prediction One"
 AITEMS = "NAVER Cloud AiTEMS"
 
@@ -59,6 +61,7 @@ _HTTP_SETTINGS: dict[str, Any] = {
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-predone",
+        "versions": [__version__],
         "name": "Prediction One and AiTEMS",
         "description": "Train, retrain, deploy, switch and score AutoML models on Sony Prediction One "
         "(Easy Predictive Analytics) and train recommendation models on NAVER Cloud AiTEMS.",
