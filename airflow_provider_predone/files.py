@@ -4,7 +4,8 @@ before anything is uploaded, the vendor's column-info CSV, the retraining zip, a
 extraction of result archives.
 
 Nothing here reads a whole file into memory: headers are read from the first line, archives
-are written and extracted in chunks.
+are written and extracted in chunks, and the pass over a whole file before its upload (to
+transcode it to UTF-8 and check the positive value) streams.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import shutil
 import stat
 import zipfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -29,6 +30,15 @@ COLUMN_TYPES = ("string", "float", "date")
 #: Largest result archive member / total we extract (a zip bomb guard; configurable per call).
 MAX_EXTRACTED_BYTES = 10 * 1024**3
 _HEADER_LIMIT = 1024 * 1024
+#: The codec of UTF-8 input: a byte-order mark (Excel's "CSV UTF-8") is accepted and skipped.
+UTF8 = "utf-8-sig"
+#: Excel's "Shift-JIS" CSVs are Microsoft's cp932 (Windows-31J), a superset of JIS Shift_JIS
+#: (with ①, ㈱, NEC and IBM extensions): these labels decode as cp932, as browsers do.
+_CP932_LABELS = frozenset({"shift_jis", "shift-jis", "shiftjis", "sjis", "s_jis", "s-jis", "windows-31j", "x-sjis"})
+#: A record longer than this is not a CSV line we can scan with constant memory.
+_LINE_LIMIT = 16 * 1024 * 1024
+#: How many distinct values of the target column an error message quotes.
+_VALUES_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -113,18 +123,45 @@ def _location(field: str, data: Any) -> Any:
     return Path(text).expanduser()
 
 
-def read_csv_header(source: DataSource) -> list[str]:
+def check_encoding(encoding: Any, field: str = "encoding") -> str:
     """
-    The column names of a CSV (UTF-8, with or without BOM), from its first record only.
+    The Python codec to read a CSV with, from what the user passed as ``encoding``.
 
-    :raises InvalidInputError: if the file is not UTF-8 text CSV, has no data row after the
-        header, or repeats or omits column names.
+    ``utf-8`` (the default) also accepts a byte-order mark; Shift-JIS labels mean cp932 (what
+    Excel writes); any other Python text codec name is accepted as it is.
+
+    :raises InvalidInputError: naming ``field``, for an unknown or non-text codec.
+    """
+    allowed = "e.g. 'utf-8' (the default), 'utf-8-sig', 'cp932' (Shift-JIS, as Japanese Excel saves CSV) or 'euc_jp'"
+    if not isinstance(encoding, str) or not encoding.strip():
+        raise InvalidInputError(f"{field} must be the name of a text encoding ({allowed}), got {encoding!r}")
+    label = encoding.strip().lower()
+    if label in _CP932_LABELS:
+        return "cp932"
+    try:
+        info = codecs.lookup(label)
+    except LookupError:
+        raise InvalidInputError(
+            f"{field}: unknown encoding {encoding!r}; give a Python codec name, {allowed}"
+        ) from None
+    if not getattr(info, "_is_text_encoding", True):  # base64, rot13, zlib...: bytes-to-bytes codecs
+        raise InvalidInputError(f"{field}: {encoding!r} is not a text encoding; {allowed}")
+    return UTF8 if info.name in ("utf-8", UTF8) else info.name
+
+
+def read_csv_header(source: DataSource, encoding: str = UTF8) -> list[str]:
+    """
+    The column names of a CSV, from its first record only.
+
+    :param encoding: a codec from :func:`check_encoding` (default: UTF-8, with or without BOM).
+    :raises InvalidInputError: if the file is not CSV text in ``encoding``, has no data row after
+        the header, or repeats or omits column names.
     """
     with source.open() as stream:
         head = stream.read(_HEADER_LIMIT)
-    if b"\x00" in head:
+    text = _decode_prefix(source, head, encoding)
+    if "\x00" in text:
         raise InvalidInputError(f"{source.field}: {source} is not a CSV text file (it contains NUL bytes)")
-    text = _decode_prefix(source, head)
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
@@ -146,15 +183,40 @@ def read_csv_header(source: DataSource) -> list[str]:
     return header
 
 
-def _decode_prefix(source: DataSource, head: bytes) -> str:
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+def _decode_prefix(source: DataSource, head: bytes, encoding: str) -> str:
+    decoder = codecs.getincrementaldecoder(encoding)()
     try:
         # final=False: a multi-byte character cut at the end of the prefix is not an error.
         return decoder.decode(head, final=len(head) < _HEADER_LIMIT)
     except UnicodeDecodeError as exc:
-        raise InvalidInputError(
-            f"{source.field}: {source} is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8"
-        ) from None
+        if b"\x00" in head:
+            raise InvalidInputError(
+                f"{source.field}: {source} is not a CSV text file (it contains NUL bytes)"
+            ) from None
+        raise InvalidInputError(_not_encoded(source, encoding, f"byte {exc.start}", _guess(head))) from None
+
+
+def _guess(head: bytes) -> str | None:
+    """cp932 when undecodable UTF-8 reads as Japanese Excel's Shift-JIS (the usual case), else ``None``."""
+    try:
+        codecs.getincrementaldecoder("cp932")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
+    return "cp932"
+
+
+def _not_encoded(source: DataSource, encoding: str, where: str, guess: str | None = None) -> str:
+    if encoding == UTF8 and guess:
+        return (
+            f"{source.field}: {source} is not UTF-8 text ({where}) but reads as {guess} (Shift-JIS, as "
+            f"Japanese Excel saves CSV): pass encoding={guess!r} to the operator, or save the file as UTF-8"
+        )
+    if encoding == UTF8:
+        return (
+            f"{source.field}: {source} is not UTF-8 text ({where}): save it as UTF-8 or pass the operator "
+            "encoding= with its encoding (e.g. encoding='cp932' for Shift-JIS CSVs from Japanese Excel)"
+        )
+    return f"{source.field}: {source} is not {encoding} text ({where}); check the operator's encoding= argument"
 
 
 def check_columns(source: DataSource, header: list[str], required: Mapping[str, str]) -> None:
@@ -163,6 +225,121 @@ def check_columns(source: DataSource, header: list[str], required: Mapping[str, 
     if missing:
         detail = ", ".join(f"{what}={column!r}" for what, column in missing.items())
         raise InvalidInputError(f"{source.field}: {source} has no column for {detail}; its columns are {header}")
+
+
+def prepare_upload(
+    source: DataSource,
+    scratch: Path,
+    *,
+    encoding: str = UTF8,
+    target: str | None = None,
+    positive: str | None = None,
+) -> DataSource:
+    """
+    The file to upload for ``source``, after one streaming pass over it where one is needed.
+
+    The vendor reads UTF-8, so a file in another encoding is transcoded into ``scratch``
+    while it is read (a real file: the upload needs its exact size up front, may be retried,
+    and must not read object storage twice). With ``target`` and ``positive`` (a binary
+    ``tv``), the pass also checks that the positive value occurs in the target column, so a
+    training that could only fail is never started. A UTF-8 file with nothing to check is
+    returned as it is, unread.
+
+    :param scratch: a folder of the caller's, for the transcoded file (one per input file).
+    :param encoding: a codec from :func:`check_encoding`.
+    :raises InvalidInputError: if the file is not text in ``encoding``, is not CSV, or never
+        holds ``positive`` in ``target`` (the error quotes some values it does hold).
+    """
+    transcode = encoding != UTF8
+    values = _TargetValues(target, positive) if target is not None and positive is not None else None
+    if not transcode and values is None:
+        return source
+    destination = scratch / source.name
+    lines = 0
+    with ExitStack() as stack:
+        raw = stack.enter_context(source.open())
+        out = None
+        if transcode:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            out = stack.enter_context(destination.open("wb"))
+        text = io.TextIOWrapper(raw, encoding=encoding, newline="")  # an incremental decoder, read in chunks
+        stack.callback(text.detach)  # ``raw`` is closed by its own context manager
+        reader = None
+        try:
+            if values is not None:
+                reader = csv.reader(_lines(source, text, out))
+                for record in reader:
+                    if values.add(record):
+                        break  # found: the rest (if transcoded) is copied in chunks, unparsed
+                lines = reader.line_num
+                values.check(source)
+            if out is not None:
+                while chunk := text.read(COPY_CHUNK):
+                    out.write(chunk.encode())
+                    lines += chunk.count("\n")
+        except UnicodeDecodeError:
+            line = lines or (reader.line_num if reader is not None else 0)
+            raise InvalidInputError(_not_encoded(source, encoding, f"after line {line}")) from None
+        except csv.Error as exc:
+            raise InvalidInputError(f"{source.field}: {source} is not a readable CSV file ({exc})") from None
+    if not transcode:
+        return source
+    return DataSource(field=source.field, location=destination, name=source.name, size=destination.stat().st_size)
+
+
+def _lines(source: DataSource, text: IO[str], out: IO[bytes] | None) -> Iterator[str]:
+    """The lines of ``text``, each also written to ``out`` as UTF-8 when given."""
+    while line := text.readline(_LINE_LIMIT):
+        if len(line) >= _LINE_LIMIT:
+            raise InvalidInputError(f"{source.field}: {source} has a line longer than {_LINE_LIMIT} characters")
+        if out is not None:
+            out.write(line.encode())
+        yield line
+
+
+class _TargetValues:
+    """
+    Looks for the positive value in the target column, keeping only a few other values to
+    quote. Labels match as the service compares them: the same text, or the same number
+    (``1`` and ``1.0``).
+    """
+
+    def __init__(self, target: str, positive: str) -> None:
+        self.target = target
+        self.positive = positive.strip()
+        self.found = False
+        self.others: list[str] = []
+        self._index: int | None = None
+
+    def add(self, record: list[str]) -> bool:
+        """Feed one record (the header first); ``True`` once the positive value has been seen."""
+        if self._index is None:
+            header = [name.strip() for name in record]
+            self._index = header.index(self.target) if self.target in header else -1
+        elif not self.found and 0 <= self._index < len(record):
+            cell = record[self._index].strip()
+            if cell and _same_label(cell, self.positive):
+                self.found = True
+            elif cell and len(self.others) < _VALUES_SHOWN and cell not in self.others:
+                self.others.append(cell)
+        return self.found
+
+    def check(self, source: DataSource) -> None:
+        if self._index is not None and self._index >= 0 and not self.found:
+            seen = f"values that do occur include {self.others}" if self.others else "the column is empty"
+            raise InvalidInputError(
+                f"config: tv={self.positive!r} (the positive value) never occurs in the target column "
+                f"tc={self.target!r} of {source.field} {source}; {seen}"
+            )
+
+
+def _same_label(cell: str, positive: str) -> bool:
+    if cell == positive:
+        return True
+    try:
+        return float(cell) == float(positive)
+    except ValueError:
+        return False
 
 
 def column_info_rows(column_info: Any, field: str = "column_info") -> list[tuple[str, str]] | DataSource:

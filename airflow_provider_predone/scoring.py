@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_predone import files
-from airflow_provider_predone.exceptions import ApiError, UnexpectedResponseError
+from airflow_provider_predone.exceptions import ApiError, InvalidInputError, UnexpectedResponseError
 from airflow_provider_predone.protocol import predone as api
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class BatchScorer:
     :param prediction_api: the API to call (its URL and inference key).
     :param options: the vendor's inference flags.
     :param concurrency: requests in flight.
+    :param encoding: the input's codec (see :func:`..files.check_encoding`); rows are sent as UTF-8.
     """
 
     def __init__(
@@ -91,7 +92,9 @@ class BatchScorer:
         *,
         concurrency: int,
         log: Any,
+        encoding: str = files.UTF8,
     ) -> None:
+        self.encoding = encoding
         self.hook = hook
         self.prediction_api = prediction_api
         self.options = options
@@ -136,15 +139,22 @@ class BatchScorer:
         return counts
 
     def _requests(self, source: files.DataSource) -> Iterator[tuple[int, bytes]]:
-        """``(row number, header + that row as CSV bytes)`` for every data row, streamed."""
+        """``(row number, header + that row as UTF-8 CSV bytes)`` for every data row, streamed."""
         with source.open() as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            text = io.TextIOWrapper(raw, encoding=self.encoding, newline="")
             reader = csv.reader(text)
-            header_line = _csv_line(next(reader))
-            for row_number, row in enumerate(reader, start=1):
-                if not any(cell.strip() for cell in row):
-                    continue
-                yield row_number, (header_line + _csv_line(row)).encode()
+            row_number = 0
+            try:
+                header_line = _csv_line(next(reader))
+                for row_number, row in enumerate(reader, start=1):
+                    if not any(cell.strip() for cell in row):
+                        continue
+                    yield row_number, (header_line + _csv_line(row)).encode()
+            except UnicodeDecodeError:
+                raise InvalidInputError(
+                    f"{source.field}: {source} is not {self.encoding} text after row {row_number}; "
+                    "scoring stopped. Check the operator's encoding= argument"
+                ) from None
 
     async def _score_row(
         self, client: PredictionOneAsyncClient, row_number: int, request_csv: bytes
