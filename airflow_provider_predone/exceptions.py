@@ -75,6 +75,14 @@ class TransientApiError(ServerError):
     transient = True
 
 
+class NetworkSettingsError(ApiError):
+    """
+    The connection's networking settings keep every call from getting through: a server
+    certificate that cannot be verified, a client certificate missing or refused, a proxy
+    refusing our credentials. Retrying cannot help; the message names the extra to fix.
+    """
+
+
 class UnexpectedResponseError(ApiError):
     """The answer could not be understood (not JSON, missing fields, wrong shape)."""
 

@@ -9,32 +9,41 @@ Both vendors' hooks use these transports; what to send and how to read the answe
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.client
 import os
 import re
+import ssl
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import requests
 import tenacity
 import yarl
 from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from urllib3.exceptions import InsecureRequestWarning
 
-from airflow_provider_predone.exceptions import ApiError, TransferError, TransientApiError
+from airflow_provider_predone import __version__
+from airflow_provider_predone.exceptions import ApiError, NetworkSettingsError, TransferError, TransientApiError
 from airflow_provider_predone.protocol.common import (
     ApiRequest,
     ErrorMapper,
     HttpSettings,
+    Networking,
     describe_retry,
     parse_retry_after,
+    proxy_display,
     read_answer,
     retry_policy,
     snippet,
-    transport_error,
+    without_query,
 )
 
 if TYPE_CHECKING:
@@ -47,7 +56,7 @@ Headers = Mapping[str, str] | Callable[[], Mapping[str, str]]
 
 CHUNK = 1024 * 1024
 DOWNLOAD_BUFFER = 256 * 1024
-_USER_AGENT = "airflow-provider-predone"
+_USER_AGENT = f"airflow-provider-predone/{__version__}"
 
 
 def _log_retry(log: logging.Logger | Any, label: str) -> Callable[[tenacity.RetryCallState], None]:
@@ -64,11 +73,200 @@ def _json_headers(request: ApiRequest[Any], headers: Mapping[str, str]) -> dict[
     return out
 
 
+# --- networking: one place that applies a connection's proxies, CA bundle and client certificate ---
+
+
+def requests_options(network: Networking) -> dict[str, Any]:
+    """
+    ``proxies``, ``verify`` and ``cert`` for every ``requests`` call (sync API, presigned transfers).
+
+    Passed per request, not set on the session: ``requests`` lets ``REQUESTS_CA_BUNDLE`` and
+    ``HTTPS_PROXY`` override a session's own ``verify`` and ``proxies``, but not a request's.
+    """
+    return {
+        "proxies": dict(network.proxies),
+        "verify": (network.ca_bundle or True) if network.verify else False,
+        "cert": network.cert,
+    }
+
+
+def ssl_context(network: Networking) -> ssl.SSLContext:
+    """
+    The client SSL context of ``network`` (verification, CA bundle, client certificate).
+
+    Built once per distinct setting and shared: loading a CA bundle costs milliseconds, and a
+    triggerer runs thousands of triggers on a handful of connections.
+
+    :raises NetworkSettingsError: naming the extra whose file cannot be loaded.
+    """
+    return _ssl_context(network.verify, network.ca_bundle, network.cert)
+
+
+@functools.lru_cache(maxsize=32)
+def _ssl_context(verify: bool, ca_bundle: str | None, cert: str | tuple[str, str] | None) -> ssl.SSLContext:
+    try:
+        if not verify:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif ca_bundle and os.path.isdir(ca_bundle):
+            context = ssl.create_default_context(capath=ca_bundle)
+        else:
+            # requests' default bundle (certifi) unless told otherwise, so sync and async trust alike.
+            context = ssl.create_default_context(cafile=ca_bundle or DEFAULT_CA_BUNDLE_PATH)
+    except (OSError, ssl.SSLError) as exc:
+        raise NetworkSettingsError(f"The CA bundle {ca_bundle!r} (extra 'verify') cannot be loaded: {exc}") from None
+    if cert is not None:
+        certfile, keyfile = (cert, None) if isinstance(cert, str) else cert
+        try:
+            context.load_cert_chain(certfile, keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise NetworkSettingsError(
+                f"The client certificate {cert!r} (extra 'cert') cannot be loaded: {exc} "
+                "(give a PEM file holding certificate and key, or [certificate, key])"
+            ) from None
+    return context
+
+
+def proxy_in_use(url: str, network: Networking) -> str | None:
+    """The proxy a request to ``url`` goes through: the connection's, else the environment's."""
+    proxy = network.proxy_for(url)
+    if proxy is None and network.trust_env:
+        proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return proxy
+
+
+def _chain_text(exc: BaseException) -> str:
+    """Every message in an exception's chain (requests and aiohttp nest the TLS error deep)."""
+    seen: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo and len(seen) < 12:
+        current = todo.pop(0)
+        if not isinstance(current, BaseException) or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+    return " | ".join(f"{type(e).__name__}: {e}" for e in seen)
+
+
+_VERIFY_FAILED = re.compile(r"certificate verify failed:?\s*([^()|\]'\"]*)", re.IGNORECASE)
+_CLIENT_CERT_REFUSED = ("CERTIFICATE_REQUIRED", "certificate required", "ALERT_BAD_CERTIFICATE", "ALERT_UNKNOWN_CA")
+
+
+def network_failure(label: str, endpoint: str, url: str, exc: BaseException, network: Networking) -> ApiError:
+    """
+    A failed exchange as a clear error: TLS and proxy-authentication failures are permanent
+    and name the extra to fix; an unreachable proxy is named (without its credentials) and
+    transient; anything else is a transient transport error.
+    """
+    import aiohttp
+
+    text = _chain_text(exc)
+    host = _host(url)
+    proxy = proxy_in_use(url, network)
+    status = getattr(exc, "status", None) if isinstance(exc, aiohttp.ClientHttpProxyError) else None
+    if status == 407 or (proxy and "407" in text and "proxy" in text.lower()):
+        return proxy_refused_credentials(label, endpoint, proxy)
+    match = _VERIFY_FAILED.search(text)
+    if match or "CERTIFICATE_VERIFY_FAILED" in text:
+        reason = match.group(1).strip() if match and match.group(1).strip() else "certificate verify failed"
+        return NetworkSettingsError(
+            f"{label}: the TLS certificate of {host} could not be verified ({reason}). If the server or a "
+            "TLS-inspecting proxy uses a private CA, set the connection's 'verify' extra to the path of "
+            "that CA's bundle (PEM)",
+            endpoint=endpoint,
+        )
+    if any(marker in text for marker in _CLIENT_CERT_REFUSED):
+        return NetworkSettingsError(
+            f"{label}: {host} refused the TLS handshake for want of an acceptable client certificate; set "
+            "the connection's 'cert' extra to the client certificate (a PEM file, or [certificate, key])",
+            endpoint=endpoint,
+        )
+    detail = _scrub(without_query(str(exc)) or type(exc).__name__, network, proxy)
+    if proxy and (
+        isinstance(
+            exc, requests.exceptions.ProxyError | aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError
+        )
+    ):
+        return TransientApiError(
+            f"{label}: could not get through the proxy {proxy_display(proxy)}: {type(exc).__name__}: {detail}",
+            endpoint=endpoint,
+        )
+    return TransientApiError(f"{label}: {type(exc).__name__}: {detail}", endpoint=endpoint)
+
+
+def network_answer(
+    label: str, endpoint: str, url: str, status: int, body: bytes, network: Networking
+) -> NetworkSettingsError | None:
+    """
+    An HTTP answer that is about the connection's networking, not the API: a proxy's 407 (a
+    plain-http target gets it as the answer itself), or a TLS front refusing a request that
+    came without a client certificate (nginx's 400 "No required SSL certificate was sent").
+    """
+    if status == 407:
+        return proxy_refused_credentials(label, endpoint, proxy_in_use(url, network))
+    if status in (400, 495, 496) and b"SSL certificate" in body[:2048]:
+        return NetworkSettingsError(
+            f"{label}: {_host(url)} requires a TLS client certificate ({snippet(body)}): set the "
+            "connection's 'cert' extra to the client certificate (a PEM file, or [certificate, key])",
+            endpoint=endpoint,
+            http_status=status,
+        )
+    return None
+
+
+def proxy_refused_credentials(label: str, endpoint: str, proxy: str | None) -> NetworkSettingsError:
+    where = proxy_display(proxy) if proxy else "the proxy"
+    return NetworkSettingsError(
+        f"{label}: the proxy {where} answered 407 Proxy Authentication Required: give the proxy's user and "
+        "password in the proxy URL of the connection's 'proxies' extra (or of HTTPS_PROXY)",
+        endpoint=endpoint,
+        http_status=407,
+    )
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc.rpartition("@")[2] or url
+
+
+def _scrub(text: str, network: Networking, proxy: str | None) -> str:
+    secrets = network.secrets() + (Networking(proxies=(("http", proxy),)).secrets() if proxy else [])
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def mask_network_secrets(network: Networking) -> None:
+    """Mask each proxy URL carrying a password, and the password, in task logs."""
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    for secret in network.secrets():
+        mask_secret(secret)
+
+
+async def amask_network_secrets(network: Networking) -> None:
+    """:func:`mask_network_secrets` for the event loop (the sync call can deadlock there)."""
+    from airflow_provider_predone._compat import amask_secret
+
+    for secret in network.secrets():
+        await amask_secret(secret)
+
+
+def warn_unverified(network: Networking, conn_id: str, log: logging.Logger | Any) -> None:
+    if not network.verify:
+        log.warning(
+            "Connection %r: 'verify' is false, so server certificates are not checked and anyone on the "
+            "path can read and change its traffic, keys included; point 'verify' at a CA bundle instead",
+            conn_id,
+        )
+
+
 class SyncTransport:
     """
     Sends API requests and presigned transfers with one ``requests.Session`` (kept alive).
 
-    :param settings: base URL, timeouts and retry settings of the connection.
+    :param settings: base URL, timeouts, retry and networking settings of the connection.
     :param map_error: the vendor's error mapping.
     :param log: where retries and transfer progress are logged.
     """
@@ -78,11 +276,16 @@ class SyncTransport:
         self._map_error = map_error
         self.log = log
         self._session: requests.Session | None = None
+        network = settings.network
+        ssl_context(network)  # a CA bundle or client certificate that cannot load fails here, early
+        self._options = requests_options(network)
+        warn_unverified(network, settings.conn_id, log)
 
     @property
     def session(self) -> requests.Session:
         if self._session is None:
             session = requests.Session()
+            session.trust_env = self.settings.network.trust_env
             # Retries are ours (with backoff and reconcile); urllib3's own would hide them.
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
             session.mount("http://", adapter)
@@ -119,17 +322,20 @@ class SyncTransport:
         def once() -> T:
             current = headers() if callable(headers) else headers
             try:
-                response = self.session.request(
-                    request.method,
-                    url,
-                    data=body,
-                    headers=_json_headers(request, current),
-                    timeout=self.settings.timeout,
-                    allow_redirects=False,
-                )
-                content = response.content
+                with self._quiet():
+                    response = self.session.request(
+                        request.method,
+                        url,
+                        data=body,
+                        headers=_json_headers(request, current),
+                        timeout=self.settings.timeout,
+                        allow_redirects=False,
+                        **self._options,
+                    )
+                    content = response.content
             except requests.RequestException as exc:
-                raise transport_error(request.label, request.name, exc) from None
+                raise self._failure(request.label, request.name, url, exc) from None
+            self._check_network_answer(request.label, request.name, url, response.status_code, content)
             return read_answer(
                 request,
                 response.status_code,
@@ -140,6 +346,23 @@ class SyncTransport:
             )
 
         return self._with_retries(request.label, once, reconcile)
+
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """With ``verify`` false, urllib3 warns on every request; the hook warned once already."""
+        if self.settings.network.verify:
+            yield
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+            yield
+
+    def _failure(self, label: str, endpoint: str, url: str, exc: BaseException) -> ApiError:
+        return network_failure(label, endpoint, url, exc, self.settings.network)
+
+    def _check_network_answer(self, label: str, endpoint: str, url: str, status: int, body: bytes) -> None:
+        if error := network_answer(label, endpoint, url, status, body, self.settings.network):
+            raise error
 
     def _with_retries(self, label: str, once: Callable[[], T], reconcile: Callable[[], T | None] | None) -> T:
         attempts = 0
@@ -185,17 +408,19 @@ class SyncTransport:
                 return size
             progress = Progress(self.log, label, size)
             try:
-                with source.open() as stream:
+                with source.open() as stream, self._quiet():
                     response = self.session.put(
                         url,
                         data=_CountingReader(stream, size, progress),
                         headers={"Content-Length": str(size), "User-Agent": _USER_AGENT},
                         timeout=(self.settings.timeout, self.settings.transfer_timeout),
                         allow_redirects=False,
+                        **self._options,
                     )
                     content = response.content
             except requests.RequestException as exc:
-                raise transport_error(label, label, exc) from None
+                raise self._failure(label, label, url, exc) from None
+            self._check_network_answer(label, label, url, response.status_code, content)
             if response.status_code == 412 and attempts > 1:
                 self.log.info("%s: the upload URL reports the previous attempt completed", label)
                 return size
@@ -218,13 +443,19 @@ class SyncTransport:
 
         def once() -> int:
             try:
-                with self.session.get(
-                    url,
-                    stream=True,
-                    timeout=(self.settings.timeout, self.settings.transfer_timeout),
-                    headers={"User-Agent": _USER_AGENT},
-                    allow_redirects=False,
-                ) as response:
+                with (
+                    self._quiet(),
+                    self.session.get(
+                        url,
+                        stream=True,
+                        timeout=(self.settings.timeout, self.settings.transfer_timeout),
+                        headers={"User-Agent": _USER_AGENT},
+                        allow_redirects=False,
+                        **self._options,
+                    ) as response,
+                ):
+                    if response.status_code in (400, 407, 495, 496):
+                        self._check_network_answer(label, label, url, response.status_code, response.content)
                     if not 200 <= response.status_code < 300:
                         raise storage_error(label, response.status_code, response.content, response.headers)
                     expected = _content_length(response.headers)
@@ -237,7 +468,7 @@ class SyncTransport:
                             _check_size(label, progress.sent, max_bytes)
             except requests.RequestException as exc:
                 partial.unlink(missing_ok=True)
-                raise transport_error(label, label, exc) from None
+                raise self._failure(label, label, url, exc) from None
             except BaseException:
                 partial.unlink(missing_ok=True)
                 raise
@@ -264,6 +495,9 @@ class AsyncTransport:
         self.session = session
         self.log = log
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        # The connection's proxy, by target scheme; with none, the session's trust_env applies
+        # the environment's proxies and NO_PROXY itself.
+        self._proxies = {scheme: _aiohttp_proxy(url) for scheme, url in settings.network.proxies}
 
     async def send(
         self,
@@ -282,6 +516,8 @@ class AsyncTransport:
         url = yarl.URL(self.settings.url(request.target), encoded=True)
         body = request.body()
 
+        proxy, proxy_auth = self._proxies.get(url.scheme, (None, None))
+
         async def once() -> T:
             current = headers() if callable(headers) else headers
             try:
@@ -292,11 +528,15 @@ class AsyncTransport:
                     headers=_json_headers(request, current),
                     timeout=self._timeout,
                     allow_redirects=False,
+                    proxy=proxy,
+                    proxy_auth=proxy_auth,
                 ) as response:
                     content = await response.read()
                     status, response_headers = response.status, response.headers
             except (TimeoutError, aiohttp.ClientError) as exc:
-                raise transport_error(request.label, request.name, exc) from None
+                raise network_failure(request.label, request.name, str(url), exc, self.settings.network) from None
+            if error := network_answer(request.label, request.name, str(url), status, content, self.settings.network):
+                raise error
             return read_answer(request, status, response_headers, content, self._map_error, self.settings.conn_id)
 
         # The first attempt goes out without tenacity, whose set-up per call cost about a third
@@ -321,24 +561,37 @@ class AsyncTransport:
 
 # --- shared async sessions ----------------------------------------------------------------------
 
-_SESSIONS: dict[tuple[int, str], tuple[aiohttp.ClientSession, int]] = {}
+
+def _aiohttp_proxy(proxy: str) -> tuple[yarl.URL, aiohttp.BasicAuth | None]:
+    """A proxy URL as aiohttp takes it: the address apart from its credentials."""
+    url = yarl.URL(proxy)
+    auth = aiohttp.BasicAuth(url.user or "", url.password or "") if url.user is not None else None
+    return url.with_user(None), auth
+
+
+_SESSIONS: dict[tuple[int, str, Networking], tuple[aiohttp.ClientSession, int]] = {}
 
 
 @asynccontextmanager
-async def shared_session(key: str) -> AsyncIterator[aiohttp.ClientSession]:
+async def shared_session(key: str, network: Networking | None = None) -> AsyncIterator[aiohttp.ClientSession]:
     """
-    One ``aiohttp`` session per event loop and ``key`` (the connection), shared by every user.
+    One ``aiohttp`` session per event loop, ``key`` (the connection) and networking settings,
+    shared by every user.
 
     A triggerer runs thousands of triggers in one loop; giving each its own session (its own
     connection pool, DNS cache, keep-alive sockets) costs memory and CPU per trigger for
-    nothing. The session closes when its last user leaves.
+    nothing. The session closes when its last user leaves. It carries the connection's SSL
+    context (CA bundle, client certificate) and, with ``trust_env``, the environment's
+    proxies and ``NO_PROXY``, which aiohttp ignores unless told.
     """
-    slot = (id(asyncio.get_running_loop()), key)
+    network = network or Networking()
+    slot = (id(asyncio.get_running_loop()), key, network)
     entry = _SESSIONS.get(slot)
     if entry is None or entry[0].closed:
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
+            connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300, ssl=ssl_context(network)),
             headers={"User-Agent": _USER_AGENT},
+            trust_env=network.trust_env,
         )
         _SESSIONS[slot] = (session, 1)
     else:

@@ -16,7 +16,14 @@ from airflow_provider_predone.exceptions import (
     InvalidInputError,
     UnexpectedResponseError,
 )
-from airflow_provider_predone.hooks._http import AsyncTransport, SyncTransport, shared_session
+from airflow_provider_predone.hooks._http import (
+    AsyncTransport,
+    SyncTransport,
+    amask_network_secrets,
+    mask_network_secrets,
+    shared_session,
+    warn_unverified,
+)
 from airflow_provider_predone.protocol import aitems as api
 from airflow_provider_predone.protocol.common import (
     ApiRequest,
@@ -75,7 +82,9 @@ class AitemsHook(BaseHook):
 
     @cached_property
     def connection_info(self) -> AitemsConnection:
-        return AitemsConnection.from_connection(self.get_connection(self.aitems_conn_id))
+        info = AitemsConnection.from_connection(self.get_connection(self.aitems_conn_id))
+        mask_network_secrets(info.settings.network)
+        return info
 
     @cached_property
     def _transport(self) -> SyncTransport:
@@ -169,7 +178,10 @@ class AitemsHook(BaseHook):
 
         conn = await get_async_connection(self.aitems_conn_id, hook=self)
         info = AitemsConnection.from_connection(conn)
-        async with shared_session(f"aitems:{info.settings.conn_id}:{info.settings.base_url}") as session:
+        await amask_network_secrets(info.settings.network)
+        warn_unverified(info.settings.network, info.settings.conn_id, self.log)
+        key = f"aitems:{info.settings.conn_id}:{info.settings.base_url}"
+        async with shared_session(key, info.settings.network) as session:
             yield AitemsAsyncClient(info, AsyncTransport(info.settings, api.map_error, session, self.log))
 
 

@@ -19,7 +19,14 @@ from airflow_provider_predone.exceptions import (
     InvalidInputError,
     NotFoundError,
 )
-from airflow_provider_predone.hooks._http import AsyncTransport, SyncTransport, shared_session
+from airflow_provider_predone.hooks._http import (
+    AsyncTransport,
+    SyncTransport,
+    amask_network_secrets,
+    mask_network_secrets,
+    shared_session,
+    warn_unverified,
+)
 from airflow_provider_predone.protocol import predone as api
 from airflow_provider_predone.protocol.common import (
     ApiRequest,
@@ -171,7 +178,9 @@ class PredictionOneHook(BaseHook):
 
     @cached_property
     def connection_info(self) -> PredictionOneConnection:
-        return PredictionOneConnection.from_connection(self.get_connection(self.predone_conn_id))
+        info = PredictionOneConnection.from_connection(self.get_connection(self.predone_conn_id))
+        mask_network_secrets(info.settings.network)
+        return info
 
     @cached_property
     def _transport(self) -> SyncTransport:
@@ -459,7 +468,10 @@ class PredictionOneHook(BaseHook):
 
         conn = await get_async_connection(self.predone_conn_id, hook=self)
         info = PredictionOneConnection.from_connection(conn)
-        async with shared_session(f"predone:{info.settings.conn_id}:{info.settings.base_url}") as session:
+        await amask_network_secrets(info.settings.network)
+        warn_unverified(info.settings.network, info.settings.conn_id, self.log)
+        key = f"predone:{info.settings.conn_id}:{info.settings.base_url}"
+        async with shared_session(key, info.settings.network) as session:
             yield PredictionOneAsyncClient(info, AsyncTransport(info.settings, api.map_error, session, self.log))
 
 
