@@ -27,8 +27,11 @@ _HELP = {
     "slow_seconds": "how long a 'slow' fault holds the answer",
     "retrain_upload_hold_before": "test support: seconds a retrain-data upload waits before its body is read",
     "retrain_upload_hold_after": "test support: seconds a completed retrain-data upload waits before its answer",
+    "tls_cert": "serve HTTPS with this certificate (PEM); presigned URLs are then https too",
+    "tls_key": "the private key of --tls-cert (PEM)",
+    "tls_client_ca": "require client certificates signed by this CA (mutual TLS; needs --tls-cert)",
     "data_dir": "where uploads and results are stored (default: a temporary directory)",
-    "verbose": "access log on stderr",
+    "verbose": "access log on stderr, with each request's client address and port",
 }
 
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import shutil
+import ssl
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -29,6 +30,7 @@ _READ_BUFFER = 256 * 1024
 _STARTUP_TIMEOUT = 30.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_PEER_LOG = logging.getLogger("predone_emulator.peers")
 
 
 class Emulator:
@@ -132,8 +134,32 @@ class Emulator:
         except ApiError as exc:
             return exc.response()
 
+    @staticmethod
+    @web.middleware
+    async def log_peer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """``--verbose``: each request's client address and port, so a test can tell which
+        connection (a proxy's, say) carried it. The query is left out: it holds signatures."""
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        host, port = (peer[0], peer[1]) if peer else ("?", 0)
+        _PEER_LOG.info("peer %s:%d %s %s", host, port, request.method, request.path)
+        return await handler(request)
+
+    @staticmethod
+    @web.middleware
+    async def require_client_cert(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """``--tls-client-ca``: no client certificate, no service (nginx's answer and words)."""
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        if ssl_object is None or not ssl_object.getpeercert():
+            return web.Response(status=400, text="400 Bad Request: No required SSL certificate was sent\n")
+        return await handler(request)
+
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[self.inject_faults, self.render_errors], client_max_size=_CLIENT_MAX_SIZE)
+        middlewares = [self.inject_faults, self.render_errors]
+        if self.runtime.config.tls_client_ca:
+            middlewares.insert(0, self.require_client_cert)
+        if self.runtime.config.verbose:
+            middlewares.insert(0, self.log_peer)
+        app = web.Application(middlewares=middlewares, client_max_size=_CLIENT_MAX_SIZE)
         app.add_routes(self.predone.routes())
         app.add_routes(self.aitems.routes())
         app.add_routes(
@@ -157,6 +183,23 @@ def _drop_connection(request: web.Request) -> web.Response:
     return web.Response()
 
 
+def server_ssl_context(config: EmulatorConfig) -> ssl.SSLContext | None:
+    """The server's TLS settings (``tls_cert``, ``tls_key``, ``tls_client_ca``); ``None`` for plain HTTP."""
+    if config.tls_cert is None:
+        if config.tls_key or config.tls_client_ca:
+            raise ValueError("--tls-key and --tls-client-ca need --tls-cert")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    if config.tls_client_ca:
+        # As nginx's "ssl_verify_client on": a certificate the CA did not sign fails the
+        # handshake; none at all gets an HTTP 400 (see require_client_cert), which a client can
+        # read, unlike a handshake that asyncio closes before its alert is sent.
+        context.load_verify_locations(config.tls_client_ca)
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
 @asynccontextmanager
 async def running(config: EmulatorConfig) -> AsyncIterator[str]:
     """Serve the emulator on the current event loop; yields its base URL.
@@ -176,11 +219,12 @@ async def running(config: EmulatorConfig) -> AsyncIterator[str]:
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, config.host, config.port, backlog=4096)
+        tls = server_ssl_context(config)
+        site = web.TCPSite(runner, config.host, config.port, backlog=4096, ssl_context=tls)
         await site.start()
         port = runner.addresses[0][1]
         host = f"[{config.host}]" if ":" in config.host else config.host
-        yield f"http://{host}:{port}"
+        yield f"{'https' if tls else 'http'}://{host}:{port}"
     finally:
         await runner.cleanup()
         emulator.executor.shutdown(wait=False, cancel_futures=True)

@@ -43,6 +43,10 @@ class EmulatorConfig:
         body is read (dropped if its client went away meanwhile).
     :param retrain_upload_hold_after: test support: seconds a retrain-data PUT that completed
         (its job started) waits before it is answered.
+    :param tls_cert: serve HTTPS with this certificate (PEM, chain included); presigned URLs
+        are then ``https://`` too.
+    :param tls_key: the private key of ``tls_cert`` (PEM).
+    :param tls_client_ca: require a client certificate signed by this CA (mutual TLS).
     :param data_dir: where uploads and results are stored; ``None`` for a temporary directory.
     :param verbose: log every request on stderr.
     """
@@ -62,6 +66,9 @@ class EmulatorConfig:
     slow_seconds: float = 35.0
     retrain_upload_hold_before: float = 0.0
     retrain_upload_hold_after: float = 0.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
     data_dir: str | None = None
     verbose: bool = False
 

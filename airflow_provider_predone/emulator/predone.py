@@ -230,7 +230,7 @@ def _body_error(message: str) -> PredoneError:
 
 
 def _base_url(request: web.Request) -> str:
-    return f"http://{request.host}"
+    return f"{request.scheme}://{request.host}"  # https when serving TLS
 
 
 def _validate_rules(rules: Any) -> list[dict[str, Any]]:

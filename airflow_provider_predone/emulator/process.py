@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import selectors
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -25,10 +26,19 @@ class EmulatorProcess:
 
     :param startup_timeout: seconds to wait for the listening line.
     :param stop_timeout: seconds to wait after SIGTERM before killing the process.
+    :param admin_ssl_context: how admin calls reach a server started with ``tls_cert`` (trusting
+        its CA, and with a client certificate when it was started with ``tls_client_ca``).
     :param options: :class:`~airflow_provider_predone.emulator.EmulatorConfig` fields.
     """
 
-    def __init__(self, *, startup_timeout: float = 30.0, stop_timeout: float = 10.0, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+        admin_ssl_context: ssl.SSLContext | None = None,
+        **options: Any,
+    ) -> None:
         self.options = options
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
@@ -36,7 +46,10 @@ class EmulatorProcess:
         self._stderr: IO[str] | None = None
         self._url: str | None = None
         # Admin calls go straight to the server, whatever proxy the environment names.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        if admin_ssl_context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=admin_ssl_context))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def command(self) -> list[str]:
         arguments = [sys.executable, "-m", "airflow_provider_predone.emulator", "--port", "0"]
@@ -121,7 +134,7 @@ class EmulatorProcess:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
+        """``http://127.0.0.1:PORT`` (``https://`` when started with ``tls_cert``)."""
         if self._url is None:
             raise RuntimeError("the emulator process is not running")
         return self._url
@@ -134,7 +147,7 @@ class EmulatorProcess:
 
     def _admin(self, method: str, name: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 - always our own http:// URL
+        request = urllib.request.Request(  # noqa: S310 - always our own http(s):// URL
             f"{self.url}/_emulator/{name}",
             data=data,
             method=method,
