@@ -55,6 +55,33 @@ _HTTP_SETTINGS: dict[str, Any] = {
         "Retry base wait (s)", "First backoff wait; doubles per retry, with jitter.", 1, 0
     ),
     "retry_max_wait_seconds": _number_field("Retry max wait (s)", "Longest backoff wait.", 30, 0),
+    # The networking extras of Airflow's http connection, same names and meanings
+    # (read by protocol.common.Networking, applied to sync, async and presigned traffic alike).
+    "proxies": {
+        "label": "Proxies",
+        "description": "Proxy for every request, presigned uploads and downloads included: one URL "
+        '(http://user:password@proxy.example:3128) or JSON {"http": URL, "https": URL}. '
+        "Hidden like a password, since the URL may carry one. Empty: HTTP(S)_PROXY if Trust env.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "verify": {
+        "label": "Verify TLS",
+        "description": "true (default), false (not recommended: logs a warning), or the path of a CA "
+        "bundle (PEM) on the workers and triggerers, e.g. the CA of a TLS-inspecting proxy.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "cert": {
+        "label": "Client certificate",
+        "description": 'Path of a client certificate (PEM holding certificate and key), or JSON ["cert.pem", '
+        '"key.pem"], for services behind mutual TLS.',
+        "schema": {"type": ["string", "null"]},
+    },
+    "trust_env": {
+        "label": "Trust env",
+        "description": "Honour HTTP_PROXY, HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE / SSL_CERT_FILE, "
+        "as requests does.",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
 }
 
 

@@ -51,7 +51,18 @@ def test_predone_connection_form() -> None:
     assert predone["ui-field-behaviour"]["relabeling"]["password"] == "Secret key"
     assert set(predone["ui-field-behaviour"]["hidden-fields"]) == {"schema", "port", "login"}
     secret_fields = [name for name, f in predone["conn-fields"].items() if f["schema"].get("format") == "password"]
-    assert secret_fields == ["train_api_key", "retrain_api_key"]  # names Airflow masks ("api_key")
+    # Airflow masks the first two by name ("api_key"); a proxy URL may carry a password.
+    assert secret_fields == ["train_api_key", "retrain_api_key", "proxies"]
+
+
+def test_both_forms_offer_the_http_connections_networking_extras() -> None:
+    from airflow_provider_predone.protocol.common import Networking
+
+    for connection in INFO["connection-types"]:
+        fields = connection["conn-fields"]
+        assert {"proxies", "verify", "cert", "trust_env"} <= fields.keys()
+        assert fields["proxies"]["schema"]["format"] == "password"
+        assert fields["trust_env"]["schema"]["default"] is Networking().trust_env
 
 
 def run_cli(*args: str) -> str:
