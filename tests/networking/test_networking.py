@@ -367,3 +367,24 @@ def test_an_unreachable_proxy_is_named_without_credentials(
         PredictionOneHook().get_upload_urls()
     assert "could not get through the proxy http://127.0.0.1:9" in str(failure.value)
     assert PROXY_PASSWORD not in str(failure.value)
+
+
+def test_verify_false_works_and_warns_once_per_hook(
+    tls_emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    from airflow_provider_predone.hooks.predone import PredictionOneHook
+
+    connect(monkeypatch, tls_emulator, verify=False)
+    hook = PredictionOneHook()
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            hook.get_upload_urls()
+        event = first_event(train_trigger())  # the async side skips verification too
+    assert event["error_type"] == "NotFoundError"  # it got an answer: the unknown job
+    logged = capfd.readouterr()  # Airflow's structlog writes the hooks' log lines to stdout
+    # Once for the hook's three calls, once for the trigger's own hook.
+    assert (logged.out + logged.err).count("'verify' is false, so server certificates are not checked") == 2
+    assert not [w for w in raised if "Unverified HTTPS request" in str(w.message)]
