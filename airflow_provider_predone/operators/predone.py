@@ -130,6 +130,9 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
     :param eval_data: optional evaluation CSV.
     :param column_info: optional column types: a mapping column → ``string``/``float``/``date``
         (written as the vendor's UTF-8-with-BOM CSV) or a path to such a CSV.
+    :param encoding: the text encoding of ``train_data`` and ``eval_data``: ``utf-8`` (with or
+        without BOM), ``cp932`` (Shift-JIS, from Japanese Excel) or any Python codec name; other
+        than UTF-8, they are transcoded to UTF-8 while uploaded.
     :param wait_for_completion: wait until training ends (else return after it started).
     :param deferrable: wait in the triggerer instead of on a worker.
     :param poll_interval: seconds between status checks.
@@ -161,6 +164,7 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
         eval_data: Any = None,
         column_info: Mapping[str, str] | str | None = None,
         result_dir: str | None = None,
+        encoding: str = "utf-8",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -170,6 +174,7 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
         self.eval_data = eval_data
         self.column_info = column_info
         self.result_dir = result_dir
+        self.encoding = encoding
 
     def _prepare(self) -> tuple[dict[str, Any], files.DataSource, files.DataSource | None, Any]:
         """Every check that can fail on the input, before anything is sent."""
@@ -177,13 +182,14 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
             raise InvalidInputError(f"model_name must be a non-empty string, got {self.model_name!r}")
         config = api.validate_config(self.config)
         self.check_waiting()
+        encoding = files.check_encoding(self.encoding)
         train = files.resolve("train_data", self.train_data)
-        header = files.read_csv_header(train)
+        header = files.read_csv_header(train, encoding)
         files.check_columns(train, header, api.config_columns(config))
         evaluation = None
         if self.eval_data is not None:
             evaluation = files.resolve("eval_data", self.eval_data)
-            files.check_columns(evaluation, files.read_csv_header(evaluation), {"tc": config["tc"]})
+            files.check_columns(evaluation, files.read_csv_header(evaluation, encoding), {"tc": config["tc"]})
         column_info = None
         if self.column_info is not None:
             column_info = files.column_info_rows(self.column_info)
@@ -193,19 +199,33 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
 
     def execute(self, context: Context) -> Any:
         config, train, evaluation, column_info = self._prepare()
-        state = TaskState(context, "training")
-        recorded = state.get()
-        if recorded and self._training_exists(recorded["external_process_id"]):
-            self.log.info("Re-attaching to training %s started by an earlier try", recorded["external_process_id"])
-            external_process_id, requested_at = recorded["external_process_id"], recorded["requested_at"]
-        else:
-            external_process_id, requested_at = self._start(state, config, train, evaluation, column_info)
+        with tempfile.TemporaryDirectory(prefix="predone-train-") as scratch:
+            # Still before anything is sent: a file that could only fail the training fails here.
+            train, evaluation = self._scan(config, train, evaluation, Path(scratch))
+            state = TaskState(context, "training")
+            recorded = state.get()
+            if recorded and self._training_exists(recorded["external_process_id"]):
+                self.log.info("Re-attaching to training %s started by an earlier try", recorded["external_process_id"])
+                external_process_id, requested_at = recorded["external_process_id"], recorded["requested_at"]
+            else:
+                external_process_id, requested_at = self._start(state, config, train, evaluation, column_info)
         if not self.wait_for_completion:
             return task_result({"external_process_id": external_process_id, "status": "started"})
         from airflow_provider_predone.triggers.predone import PredictionOneTrainTrigger
 
         trigger = PredictionOneTrainTrigger(external_process_id=external_process_id, **self.trigger_kwargs())
         return self.wait_for(context, trigger, requested_at=requested_at)
+
+    def _scan(
+        self, config: dict[str, Any], train: files.DataSource, evaluation: files.DataSource | None, scratch: Path
+    ) -> tuple[files.DataSource, files.DataSource | None]:
+        """The pass over the data before it is sent: UTF-8 for the vendor, and a binary ``tv`` that occurs."""
+        encoding = files.check_encoding(self.encoding)
+        tv = config.get("tv")
+        train = files.prepare_upload(train, scratch / "train", encoding=encoding, target=config["tc"], positive=tv)
+        if evaluation is not None:
+            evaluation = files.prepare_upload(evaluation, scratch / "eval", encoding=encoding)
+        return train, evaluation
 
     def _training_exists(self, external_process_id: str) -> bool:
         try:
@@ -298,6 +318,8 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
     :param upload_filename: the file name announced to the service (defaults to the train
         file's name, or its stem + ``.zip`` with evaluation data). Non-ASCII names are fine.
     :param result_dir: where to keep the extracted result (under ``<result_dir>/<retrain_job_id>``).
+    :param encoding: the text encoding of ``train_data`` and ``eval_data`` (``utf-8``, ``cp932``,
+        any Python codec name); other than UTF-8, they are transcoded to UTF-8 before the upload.
     :return: ``{"retrain_job_id", "model_id", "status", "result_path", "metrics", "previous_metrics"}``.
     """
 
@@ -313,6 +335,7 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
         eval_data: Any = None,
         upload_filename: str | None = None,
         result_dir: str | None = None,
+        encoding: str = "utf-8",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -321,16 +344,18 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
         self.eval_data = eval_data
         self.upload_filename = upload_filename
         self.result_dir = result_dir
+        self.encoding = encoding
 
     def _prepare(self) -> tuple[int, files.DataSource, files.DataSource | None, str]:
         model_id = model_id_value(self.model_id)
         self.check_waiting()
+        encoding = files.check_encoding(self.encoding)
         train = files.resolve("train_data", self.train_data)
-        header = files.read_csv_header(train)
+        header = files.read_csv_header(train, encoding)
         evaluation = None
         if self.eval_data is not None:
             evaluation = files.resolve("eval_data", self.eval_data)
-            eval_header = files.read_csv_header(evaluation)
+            eval_header = files.read_csv_header(evaluation, encoding)
             missing = [c for c in header if c not in eval_header]
             if missing:
                 raise InvalidInputError(f"eval_data: {evaluation} lacks the training data's column(s) {missing}")
@@ -377,6 +402,10 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
         filename: str,
     ) -> str:
         with tempfile.TemporaryDirectory(prefix="predone-retrain-") as scratch:
+            encoding = files.check_encoding(self.encoding)
+            train = files.prepare_upload(train, Path(scratch) / "train", encoding=encoding)
+            if evaluation is not None:
+                evaluation = files.prepare_upload(evaluation, Path(scratch) / "eval", encoding=encoding)
             source = train
             if evaluation is not None:
                 archive = files.build_retrain_zip(train, evaluation, Path(scratch) / filename)
@@ -637,6 +666,8 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
     :param reasons_data: where to write reasons (default: ``<output stem>_reasons.csv``).
     :param id_column: a column of the input to prepend to each prediction (vendor ``pc``).
     :param echo_input: append the input columns to each prediction (vendor ``ad``).
+    :param encoding: the text encoding of ``input_data`` (``utf-8``, ``cp932``, any Python codec
+        name); rows are sent to the service in UTF-8 and the outputs are written in UTF-8.
     :return: ``{"rows_in", "rows_scored", "output_data", "reasons_data", "model_version"}``.
     """
 
@@ -654,9 +685,11 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
         reasons_data: Any = None,
         id_column: str | None = None,
         echo_input: bool = False,
+        encoding: str = "utf-8",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.encoding = encoding
         self.classifier_id = classifier_id
         self.input_data = input_data
         self.output_data = output_data
@@ -676,8 +709,9 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
             or not 1 <= self.concurrency <= 256
         ):
             raise InvalidInputError(f"concurrency must be an integer from 1 to 256, got {self.concurrency!r}")
+        encoding = files.check_encoding(self.encoding)
         source = files.resolve("input_data", self.input_data)
-        header = files.read_csv_header(source)
+        header = files.read_csv_header(source, encoding)
         if self.id_column is not None:
             files.check_columns(source, header, {"id_column": self.id_column})
         output = files.output_location("output_data", self.output_data)
@@ -694,7 +728,9 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
                 endpoint="Inference",
             )
         options = api.InferenceOptions(ar=self.with_reasons, ad=self.echo_input, nr=True, pc=self.id_column)
-        scorer = BatchScorer(self.hook, prediction_api, options, concurrency=self.concurrency, log=self.log)
+        scorer = BatchScorer(
+            self.hook, prediction_api, options, concurrency=self.concurrency, log=self.log, encoding=encoding
+        )
         counts = scorer.run(source, output, reasons)
         return task_result(
             {

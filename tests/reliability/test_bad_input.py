@@ -57,6 +57,7 @@ def world(emulator_process: EmulatorProcess, tmp_path_factory) -> dict[str, Any]
         "text": root / "train.txt",
         "no_target": root / "no_target.csv",
         "dir.csv": root / "dir.csv",
+        "tv_absent_late": root / "tv_absent_late.csv",
     }
     paths["empty"].write_bytes(b"")
     paths["header_only"].write_text(header + "\n")
@@ -67,6 +68,9 @@ def world(emulator_process: EmulatorProcess, tmp_path_factory) -> dict[str, Any]
     paths["text"].write_text(header + "\n")
     paths["no_target"].write_text("customer_id,age\nC1,30\n")
     paths["dir.csv"].mkdir()
+    # 2 MiB of rows, none labelled 1 (1.0 would count, as the service compares numbers): only a
+    # pass over the whole file, not its header, can tell.
+    paths["tv_absent_late"].write_text("id,x,label\n" + "".join(f"{i},{i % 7},{i % 3 * 2}\n" for i in range(180_000)))
     hook = PredictionOneHook()
     urls = hook.get_upload_urls()
     hook.upload(urls.learn_data_set_upload_url, files.resolve("train_data", DATA / "train.csv"), label="setup")
@@ -151,6 +155,40 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], Any], type[Exception], str]] =
     ("path-like name", train(train_data="/etc/passwd"), InvalidInputError, "must be a file ending in .csv"),
     ("binary content", train(train_data="@binary"), InvalidInputError, "is not a CSV text file"),
     ("not UTF-8", train(train_data="@shift_jis"), InvalidInputError, "is not UTF-8 text"),
+    ("Shift-JIS without encoding=", train(train_data="@shift_jis"), InvalidInputError, "pass encoding='cp932'"),
+    ("unknown encoding", train(encoding="klingon"), InvalidInputError, "encoding: unknown encoding 'klingon'"),
+    ("retrain encoding", retrain(encoding="base64"), InvalidInputError, "encoding: 'base64' is not a text encoding"),
+    ("wrong encoding", train(train_data="@shift_jis", encoding="ascii"), InvalidInputError, "is not ascii text"),
+    (
+        "scoring encoding",
+        operator(
+            PredictionOneBatchPredictOperator,
+            classifier_id="$classifier_id",
+            input_data=str(DATA / "score.csv"),
+            output_data="/tmp/x.csv",
+            encoding="",
+        ),
+        InvalidInputError,
+        "encoding must be the name of a text encoding",
+    ),
+    (
+        "tv never occurs in the target column",
+        train(config={**CONFIG, "tv": "Yes!"}),
+        InvalidInputError,
+        "config: tv='Yes!' (the positive value) never occurs in the target column tc='purchased_premium' of train_data",
+    ),
+    (
+        "tv never occurs, quoting the values that do",
+        train(config={**CONFIG, "tv": "true"}),
+        InvalidInputError,
+        "values that do occur include ['yes', 'no']",
+    ),
+    (
+        "tv found only after the first megabyte is not enough: it must occur",
+        train(train_data="@tv_absent_late", config={"tc": "label", "tt": "binary_classification", "tv": "1"}),
+        InvalidInputError,
+        "tv='1' (the positive value) never occurs in the target column tc='label'",
+    ),
     ("header only", train(train_data="@header_only"), InvalidInputError, "has a header but no data rows"),
     ("not comma separated", train(train_data="@one_column"), InvalidInputError, "has a single column"),
     ("repeated columns", train(train_data="@duplicates"), InvalidInputError, "repeats column name(s) ['a']"),
