@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from airflow_provider_predone.exceptions import (
     AuthenticationError,
     InvalidInputError,
     NotFoundError,
+    TransientApiError,
 )
 from airflow_provider_predone.hooks._http import (
     AsyncTransport,
@@ -189,7 +191,7 @@ class PredictionOneHook(BaseHook):
     def _secret_key_headers(self, info: PredictionOneConnection) -> dict[str, str]:
         if not info.secret_key:
             raise AuthenticationError(
-                f"Connection {info.settings.conn_id!r} has no secret key (password): it is needed to "
+                f"Connection {info.settings.conn_id!r} has no Secret key (password field): it is needed to "
                 "obtain API keys (or set train_api_key / retrain_api_key in its extras)"
             )
         return {"x-api-key": info.secret_key}
@@ -254,12 +256,27 @@ class PredictionOneHook(BaseHook):
         return issued.api_key
 
     def test_connection(self) -> tuple[bool, str]:
-        """The UI's "Test" button: obtain a train API key with the secret key."""
+        """
+        The UI's "Test" button and ``airflow connections test``: obtain a train API key with the
+        Secret key, in a single attempt — a person waits for the answer, and the retries meant
+        for tasks would keep a refused connection silent for half a minute.
+        """
         try:
-            self.get_api_key("train")
+            info = self.connection_info
+            once = SyncTransport(dataclasses.replace(info.settings, max_retries=0), api.map_error, self.log)
+            try:
+                issued = once.send(api.get_api_key(Credential.TRAIN), self._secret_key_headers(info))
+            finally:
+                once.close()
+        except TransientApiError as exc:
+            base_url = self.connection_info.settings.base_url
+            if "refused" in str(exc).lower():
+                return False, f"Connection refused by {base_url}: nothing listens there; check the host. ({exc})"
+            return False, f"{base_url} failed the one attempt the test makes (tasks retry): {exc}"
         except Exception as exc:
             return False, str(exc)
-        return True, f"Obtained a train API key from {self.connection_info.settings.base_url}"
+        mask_secret(issued.api_key)
+        return True, f"Obtained a train API key from {info.settings.base_url}"
 
     # --- training ----------------------------------------------------------------------------------
 
@@ -493,7 +510,8 @@ class PredictionOneAsyncClient:
                 return cached
             if not self.info.secret_key:
                 raise AuthenticationError(
-                    f"Connection {self.info.settings.conn_id!r} has no secret key to obtain API keys with"
+                    f"Connection {self.info.settings.conn_id!r} has no Secret key (password field) to obtain "
+                    "API keys with"
                 )
             issued = await self._transport.send(
                 api.get_api_key(credential, model_id), {"x-api-key": self.info.secret_key}

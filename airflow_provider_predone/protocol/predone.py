@@ -581,6 +581,12 @@ def map_error(request: ApiRequest[Any], status: int, payload: Any, text: str) ->
         if status == 429 or status >= 500:
             return None  # an unexplained server error: transient, handled generically
         cls, meaning = (BadRequestError, "the service refused the request")
+    if request.credential is Credential.SECRET_KEY and message_text in STALE_KEY_MESSAGES:
+        # Get API Key is sent with the key the user typed, labelled "Secret key": say so.
+        meaning = (
+            "the connection's Secret key (its password field) is wrong or no longer active; "
+            "create a secret key in the Prediction One web console and put it there"
+        )
     parts = [f"HTTP {status}"]
     if code is not None:
         parts.append(f"code {code}")

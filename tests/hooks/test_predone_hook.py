@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import DATA, EMULATOR_OPTIONS, predone_connection, wait_for
@@ -74,6 +75,37 @@ def test_test_connection_reports_the_vendor_message(connections: EmulatorProcess
     assert not ok
     assert "Not_found_credential." in message
     assert "'bad'" in message
+    # The user typed a "Secret key" (the form's label for the password): the error says so.
+    assert "Secret key (its password field) is wrong" in message
+    assert "API key is wrong" not in message
+
+
+def test_test_connection_fails_fast_on_a_refused_port(monkeypatch) -> None:
+    """A real closed port on 127.0.0.1: one attempt, no retries, a message naming the refusal."""
+    import socket
+
+    import requests
+
+    attempts: list[str] = []
+    send = requests.Session.request
+
+    def counted(session: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
+        attempts.append(url)  # a spy: the request still goes to the real closed port
+        return send(session, method, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", counted)
+    with socket.socket() as probe:  # bound but never listening: connections to it are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        monkeypatch.setenv("AIRFLOW_CONN_CLOSED", predone_connection(f"http://127.0.0.1:{port}"))
+        hook = PredictionOneHook("closed")
+        ok, message = hook.test_connection()
+    assert not ok
+    assert f"Connection refused by http://127.0.0.1:{port}" in message
+    assert "check the host" in message
+    # Tasks keep their retries (5 by default, about 24 s of backoff); the test made one attempt.
+    assert hook.connection_info.settings.max_retries == 5
+    assert len(attempts) == 1, attempts
 
 
 def test_training_endpoints(hook: PredictionOneHook, connections: EmulatorProcess, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from airflow_provider_predone.exceptions import (
     UnexpectedResponseError,
 )
 from airflow_provider_predone.protocol import predone as api
-from airflow_provider_predone.protocol.common import Phase, StatusSets, read_answer
+from airflow_provider_predone.protocol.common import Credential, Phase, StatusSets, read_answer
 
 BINARY = {"tc": "y", "tt": "binary_classification", "tv": "1"}
 SERIES = {"tc": "y", "tt": "regression", "tsm": "true", "tsc": "date", "tsf": "1", "tst": "3"}
@@ -118,6 +118,16 @@ def test_documented_errors_map_to_typed_exceptions(message, error_cls, meaning) 
     assert not error.transient
     if error_cls is AuthenticationError:
         assert "connection 'predone_default'" in str(error)
+
+
+@pytest.mark.parametrize("message", ["Not_found_credential.", "Inactive_credential.", "invalid_api_key."])
+def test_a_refused_secret_key_is_called_the_secret_key(message) -> None:
+    """Get API Key is sent with what the user typed as "Secret key": the error must not say "API key"."""
+    body = f'{{"code": 4001000204, "error": "PREDA_EXTERNAL_BAD_REQUEST", "message": "{message}"}}'.encode()
+    with pytest.raises(AuthenticationError) as raised:
+        _answer(400, body, request=api.get_api_key(Credential.TRAIN))
+    assert "the connection's Secret key (its password field) is wrong or no longer active" in str(raised.value)
+    assert "the API key" not in str(raised.value)
 
 
 def test_configuration_file_missing_is_a_permanent_server_error() -> None:
