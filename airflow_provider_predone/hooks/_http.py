@@ -159,8 +159,6 @@ def network_failure(label: str, endpoint: str, url: str, exc: BaseException, net
     and name the extra to fix; an unreachable proxy is named (without its credentials) and
     transient; anything else is a transient transport error.
     """
-    import aiohttp
-
     text = _chain_text(exc)
     host = _host(url)
     proxy = proxy_in_use(url, network)
