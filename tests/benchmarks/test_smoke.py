@@ -19,7 +19,7 @@ if str(REPO) not in sys.path:  # the benchmarks package lives at the top of the 
     sys.path.insert(0, str(REPO))
 
 from benchmarks import __main__ as cli
-from benchmarks import p1_trigger_scale, p2_streaming, p3_parse_cost
+from benchmarks import p1_trigger_scale, p2_streaming, p3_parse_cost, p4_scoring
 
 
 def test_p1_all_variants_poll_with_few_triggers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,6 +60,28 @@ def test_p2_source_file_is_a_csv_of_the_exact_size(tmp_path: Path) -> None:
         rows = list(csv.reader(stream))
     assert rows[0][0] == "customer_id"
     assert {len(row) for row in rows} == {7}
+
+
+def test_p2_measures_cpu_against_curl_in_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    progress: list[str] = []
+    line = p2_streaming.run(p2_streaming.Settings(size_mib=4, repetitions=2), log=progress.append)
+    assert line.startswith("P2 file=4MiB | upload: cpu=")
+    assert "| download: cpu=" in line
+    assert line.count("x curl (goal<=1.2") == 2
+    assert sum("CPU s/GiB hook" in entry for entry in progress) == 4  # 2 pairs each way
+
+
+def test_p4_reports_each_concurrency_against_its_ceiling() -> None:
+    settings = p4_scoring.Settings(rows=60, small_rows=20, vendor_rows=20, default_rows=40, repetitions=1)
+    progress: list[str] = []
+    line = p4_scoring.run(settings, log=progress.append)
+    assert line.startswith("P4 latency=20ms added, ")
+    assert "ms measured (one client)" in line
+    assert "c=8: " in line
+    assert "c=32: " in line
+    assert line.count("of ceiling") == 2
+    assert any(entry.startswith("P4 one_client") for entry in progress)
 
 
 def test_cli_rejects_unknown_benchmarks(capsys: pytest.CaptureFixture[str]) -> None:
