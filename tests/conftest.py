@@ -24,7 +24,7 @@ from airflow_provider_predone.emulator import EmulatorProcess
 @pytest.fixture(scope="session")
 def emulator_process() -> Iterator[EmulatorProcess]:
     """One real emulator server process for the session (tests reset it, see ``emulator``)."""
-    with EmulatorProcess(**EMULATOR_OPTIONS) as process:
+    with EmulatorProcess(test_controls=True, **EMULATOR_OPTIONS) as process:
         yield process
 
 

@@ -165,13 +165,19 @@ class Emulator:
         app.add_routes(
             [
                 web.route("*", "/_storage/{object_id}", self.storage.handle),
-                web.get(f"{ADMIN_PREFIX}state", self.get_state),
-                web.get(f"{ADMIN_PREFIX}secrets", self.get_secrets),
-                web.post(f"{ADMIN_PREFIX}reset", self.post_reset),
-                web.post(f"{ADMIN_PREFIX}config", self.post_config),
-                web.post(f"{ADMIN_PREFIX}expire-keys", self.post_expire_keys),
+                web.get(f"{ADMIN_PREFIX}state", self.get_state),  # counters only: always on
             ]
         )
+        if self.runtime.config.test_controls:
+            # They list every issued key or change the server: only for tests (404 otherwise).
+            app.add_routes(
+                [
+                    web.get(f"{ADMIN_PREFIX}secrets", self.get_secrets),
+                    web.post(f"{ADMIN_PREFIX}reset", self.post_reset),
+                    web.post(f"{ADMIN_PREFIX}config", self.post_config),
+                    web.post(f"{ADMIN_PREFIX}expire-keys", self.post_expire_keys),
+                ]
+            )
         return app
 
 

@@ -22,7 +22,8 @@ class EmulatorProcess:
 
     ``EmulatorProcess(job_seconds=1.0, fault_rate=0.2)`` passes ``--job-seconds 1.0 --fault-rate 0.2``;
     ``verbose=True`` passes ``--verbose``. The server's stderr goes to a temporary file, quoted
-    when the server fails to start.
+    when the server fails to start. :meth:`secrets`, :meth:`reset`, :meth:`configure` and
+    :meth:`expire_keys` (and faults, holds) need ``test_controls=True``; :meth:`state` does not.
 
     :param startup_timeout: seconds to wait for the listening line.
     :param stop_timeout: seconds to wait after SIGTERM before killing the process.
@@ -146,6 +147,8 @@ class EmulatorProcess:
         return self._process.pid
 
     def _admin(self, method: str, name: str, body: dict[str, Any] | None = None) -> Any:
+        if name != "state" and not self.options.get("test_controls"):
+            raise RuntimeError(f"/_emulator/{name} is a test-only control: start EmulatorProcess(test_controls=True)")
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(  # noqa: S310 - always our own http(s):// URL
             f"{self.url}/_emulator/{name}",

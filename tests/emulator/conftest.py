@@ -45,11 +45,11 @@ def aitems(emulator: EmulatorProcess) -> AitemsClient:
 
 @pytest.fixture
 def fresh_emulator() -> Iterator[Callable[..., EmulatorProcess]]:
-    """Start extra emulator processes with given options; all are stopped after the test."""
+    """Start extra emulator processes with given options (test controls on); all are stopped after the test."""
     started: list[EmulatorProcess] = []
 
     def start(**options: Any) -> EmulatorProcess:
-        process = EmulatorProcess(**options).start()
+        process = EmulatorProcess(**{"test_controls": True, **options}).start()
         started.append(process)
         return process
 

@@ -43,6 +43,39 @@ def test_the_command_prints_one_line_and_stops_cleanly(signum: signal.Signals) -
     assert stdout == ""
 
 
+def test_test_controls_are_off_unless_the_flag_turns_them_on() -> None:
+    """A ``predone-emulator`` started by hand lists no secret and takes no change from anyone."""
+    with EmulatorProcess() as emulator:
+        get_api_key(emulator.url, "predone-demo-secret-key")  # a key the secrets listing would show
+        assert requests.get(f"{emulator.url}/_emulator/state", timeout=TIMEOUT).json()["api_keys_issued"] == 1
+        assert requests.get(f"{emulator.url}/_emulator/secrets", timeout=TIMEOUT).status_code == 404
+        for name in ("reset", "config", "expire-keys"):
+            response = requests.post(f"{emulator.url}/_emulator/{name}", json={"fault_rate": 1}, timeout=TIMEOUT)
+            assert response.status_code == 404, name
+        assert requests.get(f"{emulator.url}/_emulator/state", timeout=TIMEOUT).json()["api_keys_issued"] == 1
+        with pytest.raises(RuntimeError, match=r"test_controls=True"):
+            emulator.secrets()
+    with EmulatorProcess(test_controls=True) as emulator:
+        assert requests.get(f"{emulator.url}/_emulator/secrets", timeout=TIMEOUT).status_code == 200
+    for option in ("--fault-rate", "--retrain-upload-hold-before", "--retrain-upload-hold-after"):
+        command = [sys.executable, "-m", "airflow_provider_predone.emulator", option, "0.5"]
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2
+        assert "is test support: turn it on with --test-controls" in refused.stderr
+
+
+def test_help_names_each_default_once() -> None:
+    command = [sys.executable, "-m", "airflow_provider_predone.emulator", "--help"]
+    text = " ".join(subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout.split())
+    assert "(default: None)" not in text
+    assert "(default: a temporary directory)" in text
+    assert "--test-controls turn on the test-only controls" in text
+    helps = re.split(r"\s--[a-z-]+ [A-Z_]+ ", text)[1:]  # one per option that takes a value
+    assert len(helps) >= 15
+    for help_text in helps:
+        assert help_text.count("(default:") <= 1, help_text
+
+
 def test_a_failed_start_is_reported_with_stderr() -> None:
     with pytest.raises(RuntimeError, match="did not start") as failure:
         EmulatorProcess(fault_rate="often").start()

@@ -307,7 +307,9 @@ async def test_async_client_shares_one_session_and_the_key(connections: Emulator
 
 def test_transient_faults_are_retried_without_duplicating_work(tmp_path: Path, monkeypatch) -> None:
     # A process of its own: faults on every request, including "processed but the answer lost".
-    with EmulatorProcess(fault_rate=0.3, fault_seed=7, slow_seconds=1.5, **EMULATOR_OPTIONS) as emulator:
+    with EmulatorProcess(
+        test_controls=True, fault_rate=0.3, fault_seed=7, slow_seconds=1.5, **EMULATOR_OPTIONS
+    ) as emulator:
         monkeypatch.setenv(
             "AIRFLOW_CONN_PREDONE_DEFAULT",
             predone_connection(

@@ -85,7 +85,11 @@ def main() -> int:
     for seed in args.seeds:
         result: dict[str, object] = {"seed": seed, "fault_rate": args.fault_rate, "runs": {}}
         with EmulatorProcess(
-            fault_rate=args.fault_rate, fault_seed=seed, slow_seconds=args.slow_seconds, **EMULATOR_OPTIONS
+            test_controls=True,
+            fault_rate=args.fault_rate,
+            fault_seed=seed,
+            slow_seconds=args.slow_seconds,
+            **EMULATOR_OPTIONS,
         ) as emulator:
             os.environ["AIRFLOW_CONN_PREDONE_DEFAULT"] = predone_connection(emulator.url, **extras)
             os.environ["AIRFLOW_CONN_AITEMS_DEFAULT"] = aitems_connection(emulator.url, **extras)
