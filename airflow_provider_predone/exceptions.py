@@ -113,3 +113,10 @@ class TransferError(AirflowException):
 
 class QualityGateRejectedError(AirflowFailException):
     """The quality gate refused the retrained model; nothing was switched."""
+
+
+class MetricNotFoundError(AirflowFailException):
+    """
+    The quality gate's metric is not in the result archive: the gate could not judge, which
+    is not a refusal. The message lists the archive's members and how to pass a ``metrics_reader``.
+    """

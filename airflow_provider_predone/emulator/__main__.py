@@ -22,16 +22,22 @@ _HELP = {
     "api_key_ttl": "lifetime of issued API keys, seconds",
     "url_ttl": "lifetime of presigned URLs, seconds",
     "inference_latency_ms": "extra latency added to every inference request",
-    "fault_rate": "probability that a request gets a transient fault",
+    "fault_rate": "test support (--test-controls): probability that a request gets a transient fault",
     "fault_seed": "seed of the fault sequence",
     "slow_seconds": "how long a 'slow' fault holds the answer",
-    "retrain_upload_hold_before": "test support: seconds a retrain-data upload waits before its body is read",
-    "retrain_upload_hold_after": "test support: seconds a completed retrain-data upload waits before its answer",
+    "retrain_upload_hold_before": "test support (--test-controls): seconds a retrain-data upload waits "
+    "before its body is read",
+    "retrain_upload_hold_after": "test support (--test-controls): seconds a completed retrain-data upload "
+    "waits before its answer",
+    "result_layout": "layout of result zips: summary-json, metrics-csv-ja, nested-json or no-metrics",
     "tls_cert": "serve HTTPS with this certificate (PEM); presigned URLs are then https too",
     "tls_key": "the private key of --tls-cert (PEM)",
     "tls_client_ca": "require client certificates signed by this CA (mutual TLS; needs --tls-cert)",
     "data_dir": "where uploads and results are stored (default: a temporary directory)",
     "verbose": "access log on stderr, with each request's client address and port",
+    "test_controls": "turn on the test-only controls: fault injection, upload holds and the admin endpoints "
+    "that list every issued key or change the server (/_emulator/secrets, config, reset, expire-keys); "
+    "for tests on a machine of your own, never on a shared one",
 }
 
 
@@ -49,8 +55,15 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
             parser.add_argument(flag, action="store_true", help=_HELP[field.name])
             continue
         kind = type(default) if default is not None else str
-        parser.add_argument(flag, type=kind, default=default, help=f"{_HELP[field.name]} (default: %(default)s)")
-    return EmulatorConfig(**vars(parser.parse_args(argv)))
+        # An option without a default (None: off) or whose help says its own gets no "(default: None)".
+        text = _HELP[field.name]
+        if default is not None and "(default:" not in text:
+            text += " (default: %(default)s)"
+        parser.add_argument(flag, type=kind, default=default, help=text)
+    try:
+        return EmulatorConfig(**vars(parser.parse_args(argv)))
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 async def _serve(config: EmulatorConfig) -> None:

@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+# Settings that inject faults or hold requests: test support, refused unless ``test_controls``.
+TEST_CONTROL_SETTINGS = ("fault_rate", "retrain_upload_hold_before", "retrain_upload_hold_after")
+
 # Settings that ``POST /_emulator/config`` may change while the server runs, with their types.
 RUNTIME_SETTINGS: dict[str, type] = {
     "job_seconds": float,
@@ -43,12 +46,19 @@ class EmulatorConfig:
         body is read (dropped if its client went away meanwhile).
     :param retrain_upload_hold_after: test support: seconds a retrain-data PUT that completed
         (its job started) waits before it is answered.
+    :param result_layout: how result zips are laid out: ``summary-json`` (``model_summary.json``),
+        ``metrics-csv-ja`` (a Shift-JIS CSV with Japanese metric names), ``nested-json`` (a nested
+        report with display names) or ``no-metrics``. The vendor's layout is undocumented.
     :param tls_cert: serve HTTPS with this certificate (PEM, chain included); presigned URLs
         are then ``https://`` too.
     :param tls_key: the private key of ``tls_cert`` (PEM).
     :param tls_client_ca: require a client certificate signed by this CA (mutual TLS).
     :param data_dir: where uploads and results are stored; ``None`` for a temporary directory.
     :param verbose: log every request on stderr.
+    :param test_controls: turn on what only tests need: fault injection, upload holds and the
+        admin endpoints that list every issued secret or change the server (``/_emulator/secrets``,
+        ``config``, ``reset``, ``expire-keys``). Off by default, so an emulator started by hand
+        never hands its keys to whoever asks.
     """
 
     host: str = "127.0.0.1"
@@ -66,11 +76,23 @@ class EmulatorConfig:
     slow_seconds: float = 35.0
     retrain_upload_hold_before: float = 0.0
     retrain_upload_hold_after: float = 0.0
+    result_layout: str = "summary-json"
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
     data_dir: str | None = None
     verbose: bool = False
+    test_controls: bool = False
+
+    def __post_init__(self) -> None:
+        from .training import RESULT_LAYOUTS
+
+        if self.result_layout not in RESULT_LAYOUTS:
+            raise ValueError(f"result_layout must be one of {', '.join(RESULT_LAYOUTS)}, got {self.result_layout!r}")
+        if not self.test_controls:
+            used = ", ".join(name for name in TEST_CONTROL_SETTINGS if getattr(self, name))
+            if used:
+                raise ValueError(f"{used} is test support: turn it on with --test-controls (test_controls=True)")
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply runtime changes (the body of ``POST /_emulator/config``).

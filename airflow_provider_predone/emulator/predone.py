@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import hmac
 import ipaddress
 import uuid
@@ -410,6 +411,7 @@ class PredictionOne:
     def _start_job(self, spec: JobSpec, work: Callable[..., Outcome], *inputs: Any) -> Job:
         """Start ``work(spec, result_path, *inputs)`` in the executor."""
         result = self._storage.new_blob(f"result_{spec.model_id}_{spec.version}.zip")
+        spec = dataclasses.replace(spec, layout=self._runtime.config.result_layout)
 
         def written(future: asyncio.Future[Outcome]) -> None:
             if not future.cancelled() and future.result().model is not None:

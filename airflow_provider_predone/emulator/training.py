@@ -134,6 +134,7 @@ class JobSpec:
     """What a training job produces and from which model it starts.
 
     :param previous: the version served before a retraining and its model, to compare with.
+    :param layout: how the result zip is laid out (one of :data:`RESULT_LAYOUTS`).
     """
 
     model_id: int
@@ -141,6 +142,7 @@ class JobSpec:
     name: str
     config: TrainConfig
     previous: tuple[int, Model] | None = None
+    layout: str = "summary-json"
 
 
 @dataclass(frozen=True)
@@ -337,7 +339,7 @@ def _train(spec: JobSpec, result: Path, table: Table, evaluation_table: Table | 
         version, previous = spec.previous
         earlier = [previous.predict(row) for row in rows]
         summary["previous"] = {"version": version, "metrics": trainer.metrics(checked, earlier)}
-    _write_result(result, summary, table, config.target, model, checked, predictions)
+    _write_result(result, summary, table, config.target, model, checked, predictions, spec.layout)
     return model
 
 
@@ -355,6 +357,7 @@ def _write_result(
     model: Model,
     checked: _Targets,
     predictions: list[Prediction],
+    layout: str = "summary-json",
 ) -> None:
     info = column_info(table, target)
     columns = [["column_name", "column_type", "unique_count", "data_count", "missing_count", "cor_score"]]
@@ -375,6 +378,52 @@ def _write_result(
     for row, truth, prediction in zip(checked.rows, actual, predictions, strict=True):
         validation.append([str(row + 1), truth, *model.output_cells(prediction)])
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("model_summary.json", json.dumps(summary, ensure_ascii=False, indent=2))
+        _write_metrics(archive, summary, layout)
         archive.writestr("column_info.csv", "\ufeff" + _csv_text(columns))
         archive.writestr("validation_predictions.csv", _csv_text(validation))
+
+
+#: Result zip layouts (``--result-layout``). The vendor's is undocumented; the alternatives let
+#: tests prove that metric discovery does not depend on the emulator's own summary file.
+RESULT_LAYOUTS = ("summary-json", "metrics-csv-ja", "nested-json", "no-metrics")
+#: Display names used by the alternative layouts, as a real report might spell them.
+_JA_NAMES = {
+    "auc": "AUC", "accuracy": "精度", "precision": "適合率", "recall": "再現率", "f1": "F値",
+    "macro_f1": "マクロF値", "log_loss": "対数損失", "rmse": "RMSE", "mae": "MAE", "r2": "決定係数",
+}  # fmt: skip
+_EN_NAMES = {
+    "auc": "AUC", "accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "f1": "F1 Score",
+    "macro_f1": "Macro F1", "log_loss": "Log Loss", "rmse": "RMSE", "mae": "MAE", "r2": "R²",
+}  # fmt: skip
+
+
+def _write_metrics(archive: zipfile.ZipFile, summary: dict[str, Any], layout: str) -> None:
+    metrics = summary["metrics"]
+    previous = (summary.get("previous") or {}).get("metrics")
+    if layout == "summary-json":
+        archive.writestr("model_summary.json", json.dumps(summary, ensure_ascii=False, indent=2))
+    elif layout == "metrics-csv-ja":
+        # Shift-JIS, as Excel writes it in Japan; one metric per row, the served model beside it.
+        header = ["評価指標", "再学習後のモデル"] + (["再学習前のモデル"] if previous else [])
+        rows = [header]
+        for name, value in metrics.items():
+            row = [_JA_NAMES.get(name, name), "" if value is None else repr(value)]
+            if previous:
+                before = previous.get(name)
+                row.append("" if before is None else repr(before))
+            rows.append(row)
+        archive.writestr("評価結果/評価指標.csv", _csv_text(rows).encode("cp932"))
+    elif layout == "nested-json":
+
+        def scores(values: dict[str, Any]) -> list[dict[str, Any]]:
+            return [{"name": _EN_NAMES.get(k, k), "value": v} for k, v in values.items() if v is not None]
+
+        report: dict[str, Any] = {
+            "report": {"model": {"id": summary["model_id"], "version": summary["version"]}},
+            "evaluation": {"retrained_model": {"scores": scores(metrics)}},
+        }
+        if previous:
+            report["evaluation"]["previous_model"] = {"scores": scores(previous)}
+        archive.writestr("report/evaluation/result.json", json.dumps(report, ensure_ascii=False))
+    elif layout != "no-metrics":
+        raise ValueError(f"unknown result layout {layout!r}; one of {', '.join(RESULT_LAYOUTS)}")
