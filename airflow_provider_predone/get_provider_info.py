@@ -38,12 +38,13 @@ def _number_field(label: str, description: str, default: float, minimum: float) 
 
 
 _HTTP_SETTINGS: dict[str, Any] = {
-    "timeout": _number_field("Request timeout (s)", "Timeout of every API request, in seconds.", 30, 1),
+    # Minimums as HttpSettings.from_extras enforces them (tests/test_provider_info.py checks).
+    "timeout": _number_field("Request timeout (s)", "Timeout of every API request, in seconds.", 30, 0.001),
     "transfer_timeout": _number_field(
         "Transfer timeout (s)",
         "Timeout between bytes of an upload or download to a presigned URL, in seconds.",
         300,
-        1,
+        0.001,
     ),
     "max_retries": _number_field(
         "Max retries",

@@ -109,3 +109,18 @@ def test_asset_uri_handlers_accept_ours_and_refuse_malformed_uris() -> None:
             assets.sanitize_predone_uri(urlsplit(bad))
     with pytest.raises(ValueError, match="aitems://<service_id>"):
         assets.sanitize_aitems_uri(urlsplit("aitems://svc1/bestsellers"))
+
+
+def test_form_minimums_agree_with_the_code() -> None:
+    """Each numeric field's form minimum is accepted by HttpSettings and anything below it refused."""
+    import pytest
+
+    from airflow_provider_predone.protocol.common import HttpSettings
+
+    fields = INFO["connection-types"][0]["conn-fields"]
+    numeric = {name: f["schema"] for name, f in fields.items() if "minimum" in f["schema"]}
+    assert {"timeout", "transfer_timeout", "max_retries", "retry_wait_seconds"} <= numeric.keys()
+    for name, schema in numeric.items():
+        HttpSettings.from_extras("http://127.0.0.1", "c", {name: schema["minimum"]})
+        with pytest.raises(ValueError, match=name):
+            HttpSettings.from_extras("http://127.0.0.1", "c", {name: schema["minimum"] - 0.0005})

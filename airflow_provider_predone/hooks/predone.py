@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -103,7 +104,11 @@ class ApiKeyCache:
 
     def __init__(self) -> None:
         self._keys: dict[tuple[str, ...], tuple[str, datetime]] = {}
-        self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        # Per event loop: a lock is bound to the loop it was first used in, and a worker runs
+        # one loop per non-deferrable wait (asyncio.run). Weak keys let closed loops go.
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, ...], asyncio.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def get(self, key: tuple[str, ...]) -> str | None:
         entry = self._keys.get(key)
@@ -128,8 +133,9 @@ class ApiKeyCache:
         self._keys.clear()
 
     def lock(self, key: tuple[str, ...]) -> asyncio.Lock:
-        """Single flight: concurrent triggers wait for one Get API Key instead of each calling it."""
-        return self._locks.setdefault(key, asyncio.Lock())
+        """Single flight: concurrent triggers of one event loop wait for one Get API Key."""
+        locks = self._locks.setdefault(asyncio.get_running_loop(), {})
+        return locks.setdefault(key, asyncio.Lock())
 
 
 API_KEYS = ApiKeyCache()
@@ -137,22 +143,8 @@ API_KEYS = ApiKeyCache()
 
 def mask_url(url: str | None) -> None:
     """Presigned URLs are credentials: mask the URL and its signature wherever they could be logged."""
-    if not url:
-        return
-    mask_secret(url)
-    for secret in _url_secrets(url):
+    for secret in api.url_secrets(url):
         mask_secret(secret)
-
-
-def _url_secrets(url: str) -> list[str]:
-    from urllib.parse import parse_qsl, urlsplit
-
-    parts = urlsplit(url)
-    found = [parts.query] if parts.query else []
-    for name, value in parse_qsl(parts.query):
-        if any(word in name.lower() for word in ("signature", "credential", "token", "key")) and len(value) > 4:
-            found.append(value)
-    return found
 
 
 class PredictionOneHook(BaseHook):
@@ -217,18 +209,22 @@ class PredictionOneHook(BaseHook):
 
     def call(self, request: ApiRequest[T], *, reconcile: Callable[[], T | None] | None = None) -> T:
         """
-        Send one request built by :mod:`airflow_provider_predone.protocol.predone`.
+        Send one request built by :mod:`airflow_provider_predone.protocol.predone`; the secrets
+        of its answer (keys, presigned URLs: :func:`~..protocol.predone.secrets_in`) are masked.
 
         A cached key the service calls inactive or unknown (expired early, revoked) is dropped
         and replaced once before the error is raised.
         """
         headers = self._headers(request)
         try:
-            return self._transport.send(request, headers, reconcile=reconcile)
+            answer = self._transport.send(request, headers, reconcile=reconcile)
         except AuthenticationError as exc:
             if not self._forget_stale_key(request, headers, exc):
                 raise
-        return self._transport.send(request, self._headers(request), reconcile=reconcile)
+            answer = self._transport.send(request, self._headers(request), reconcile=reconcile)
+        for secret in api.secrets_in(answer):
+            mask_secret(secret)
+        return answer
 
     def _forget_stale_key(self, request: ApiRequest[Any], headers: Mapping[str, str], exc: AuthenticationError) -> bool:
         if exc.vendor_message not in api.STALE_KEY_MESSAGES or request.credential not in (
@@ -282,14 +278,7 @@ class PredictionOneHook(BaseHook):
 
     def get_upload_urls(self, extension: str = "csv") -> api.UploadUrls:
         """T2: URLs for the training data, evaluation data and column info (masked)."""
-        urls = self.call(api.get_upload_urls(extension))
-        for url in (
-            urls.learn_data_set_upload_url,
-            urls.eval_data_set_upload_url,
-            urls.column_info_upload_url,
-        ):
-            mask_url(url)
-        return urls
+        return self.call(api.get_upload_urls(extension))
 
     def upload(self, url: str, source: DataSource, *, label: str, landed: Callable[[], bool] | None = None) -> int:
         """Stream ``source`` to a presigned URL (no API key is sent). Returns the bytes sent."""
@@ -320,9 +309,7 @@ class PredictionOneHook(BaseHook):
 
     def get_train_status(self, external_process_id: str) -> api.TrainStatus:
         """T5 Train Status Check (``result_url`` is masked)."""
-        status = self.call(api.get_train_status(external_process_id))
-        mask_url(status.result_url)
-        return status
+        return self.call(api.get_train_status(external_process_id))
 
     def list_models(self, page_size: int = 30) -> Iterator[dict[str, Any]]:
         """T6: every model, following the pages."""
@@ -334,9 +321,7 @@ class PredictionOneHook(BaseHook):
 
     def list_data_sets(self, page_size: int = 30) -> Iterator[dict[str, Any]]:
         """T8: every data set (``download_url`` values are presigned: they are masked)."""
-        for item in self._paginate(api.list_data_sets, page_size):
-            mask_url(item.get("download_url"))
-            yield item
+        yield from self._paginate(api.list_data_sets, page_size)
 
     def delete_data_set(self, data_set_id: int) -> None:
         """T9."""
@@ -373,9 +358,7 @@ class PredictionOneHook(BaseHook):
 
     def get_retrain_upload_url(self, model_id: int, filename: str) -> api.RetrainUpload:
         """R1: a retrain job id and the URL whose upload starts retraining (masked)."""
-        upload = self.call(api.get_retrain_upload_url(model_id, filename))
-        mask_url(upload.upload_url)
-        return upload
+        return self.call(api.get_retrain_upload_url(model_id, filename))
 
     def retrain_started(self, retrain_job_id: str, model_id: int) -> bool:
         """Whether an upload has started the job (it then must never be uploaded again)."""
@@ -396,9 +379,7 @@ class PredictionOneHook(BaseHook):
 
     def get_retrain_status(self, retrain_job_id: str, model_id: int) -> api.RetrainStatus:
         """R2 Retrain Status Check (``download_url`` is masked)."""
-        status = self.call(api.get_retrain_status(retrain_job_id, model_id))
-        mask_url(status.download_url)
-        return status
+        return self.call(api.get_retrain_status(retrain_job_id, model_id))
 
     def switch_model(self, retrain_job_id: str, model_id: int) -> None:
         """R3 Retrain Model Switch."""
@@ -423,22 +404,15 @@ class PredictionOneHook(BaseHook):
                     return api.CreatedPredictionApi(candidate.classifier_id, candidate.version, candidate.api_key)
             return None
 
-        created = self.call(api.create_prediction_api(model_id, rules), reconcile=already_created)
-        mask_secret(created.api_key)
-        return created
+        return self.call(api.create_prediction_api(model_id, rules), reconcile=already_created)
 
     def list_prediction_apis(self) -> list[api.PredictionApi]:
         """C2 (inference keys are masked)."""
-        apis = self.call(api.list_prediction_apis())
-        for item in apis:
-            mask_secret(item.api_key)
-        return apis
+        return self.call(api.list_prediction_apis())
 
     def get_prediction_api(self, classifier_id: str) -> api.PredictionApi:
         """C2 for one prediction API (its inference key is masked)."""
-        item = self.call(api.get_prediction_api(classifier_id))
-        mask_secret(item.api_key)
-        return item
+        return self.call(api.get_prediction_api(classifier_id))
 
     def update_prediction_api(
         self,
@@ -449,9 +423,7 @@ class PredictionOneHook(BaseHook):
         is_editable: bool | None = None,
     ) -> api.PredictionApi:
         """C3."""
-        item = self.call(api.update_prediction_api(classifier_id, rules=rules, active=active, is_editable=is_editable))
-        mask_secret(item.api_key)
-        return item
+        return self.call(api.update_prediction_api(classifier_id, rules=rules, active=active, is_editable=is_editable))
 
     def delete_prediction_api(self, classifier_id: str) -> None:
         """C4."""
@@ -522,15 +494,21 @@ class PredictionOneAsyncClient:
 
     async def call(self, request: ApiRequest[T]) -> T:
         """Send an idempotent request; a refused cached key is replaced once, as in the hook."""
+        from airflow_provider_predone._compat import amask_secret
+
         key = await self._api_key(request.credential, request.model_id)
         try:
-            return await self._transport.send(request, {"x-api-key": key})
+            answer = await self._transport.send(request, {"x-api-key": key})
         except AuthenticationError as exc:
             cache_key = self.info.cache_key(request.credential, request.model_id)
             if exc.vendor_message not in api.STALE_KEY_MESSAGES or not API_KEYS.drop(cache_key, key):
                 raise
-        key = await self._api_key(request.credential, request.model_id)
-        return await self._transport.send(request, {"x-api-key": key})
+            key = await self._api_key(request.credential, request.model_id)
+            answer = await self._transport.send(request, {"x-api-key": key})
+        # The same secrets the sync hook masks, through the async-safe call.
+        for secret in api.secrets_in(answer):
+            await amask_secret(secret)
+        return answer
 
     async def get_train_status(self, external_process_id: str) -> api.TrainStatus:
         return await self.call(api.get_train_status(external_process_id))

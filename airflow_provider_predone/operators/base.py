@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,25 @@ def default_deferrable() -> bool:
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
+#: default of ``[predone] min_first_poll_delay``, seconds (see :func:`first_poll_at`)
+MIN_FIRST_POLL_DELAY = 10.0
+
+
+def first_poll_at(poll_interval: float) -> float:
+    """
+    When the trigger of a task deferring now checks first: one poll interval after the task's
+    own check, and not before ``[predone] min_first_poll_delay`` seconds (default 10).
+
+    Why the floor: a deferring task's worker exits and the executor reports that exit as
+    ``success``. If the trigger fires and the scheduler queues the same try again before it has
+    processed that report, Airflow 3 takes the report for a task killed externally and fails
+    the task (apache/airflow#66374, #67287, #72716; docs/deferrable.md). Airflow 3.0's own
+    executor gave that report 10 s (``RunningRetryAttemptType``) before requeueing the task.
+    """
+    floor = float(conf.getfloat("predone", "min_first_poll_delay", fallback=MIN_FIRST_POLL_DELAY))
+    return time.time() + max(poll_interval, floor)
+
+
 def positive_seconds(field: str, value: Any) -> float:
     """``value`` (seconds or a timedelta) as a positive float, or an error naming ``field``."""
     try:
@@ -30,6 +51,16 @@ def positive_seconds(field: str, value: Any) -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise InvalidInputError(f"{field} must be a positive number of seconds, got {value!r}")
     return seconds
+
+
+def status_list(field: str, statuses: Iterable[str] | None) -> list[str] | None:
+    """A user's status set as a sorted list (it travels in trigger kwargs), or an error naming ``field``."""
+    if statuses is None:
+        return None
+    items = list(statuses) if not isinstance(statuses, str | bytes) else None
+    if items is None or not all(isinstance(s, str) and s for s in items):
+        raise InvalidInputError(f"{field} must be a list of status strings, got {statuses!r}")
+    return sorted(set(items))
 
 
 def task_result(fields: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +73,29 @@ def task_result(fields: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
-class JobOperator(BaseOperator):
+class ProviderOperator(BaseOperator):
+    """
+    Every operator of this provider: a small dict result whose keys are also pushed as their
+    own XComs (``multiple_outputs``), so ``train.output["model_id"]`` works downstream, and
+    the asset alias the operator emits its events through.
+
+    Operators that do not wait take no waiting parameters: Airflow then refuses
+    ``deferrable=``, ``poll_interval=`` or ``timeout=`` at DAG parse, naming the parameter.
+    """
+
+    #: the asset alias this operator emits its asset events through (see :mod:`..assets`)
+    asset_alias: str | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        if self.asset_alias:
+            from airflow_provider_predone.assets import alias_outlets
+
+            kwargs["outlets"] = alias_outlets(kwargs.get("outlets"), self.asset_alias)
+        super().__init__(**kwargs)
+
+
+class JobOperator(ProviderOperator):
     """
     Starts a remote job and waits for it: deferred to the triggerer, or on the worker with the
     very same trigger loop (so both modes behave alike).
@@ -52,13 +105,11 @@ class JobOperator(BaseOperator):
     :param poll_interval: seconds between status checks.
     :param timeout: how long to wait, seconds or a timedelta; at the deadline the status is
         checked once more before the task fails with a timeout.
-
-    The result is a small dict; each of its keys is also pushed as its own XCom
-    (``multiple_outputs``), so ``train.output["model_id"]`` works downstream.
+    :param success_statuses: replace the statuses that mean the job succeeded.
+    :param failure_statuses: replace the statuses that mean the job failed.
+    :param running_statuses: the statuses that mean "still running"; when given, any status
+        outside the three sets fails the task at once instead of being waited on.
     """
-
-    #: the asset alias this operator emits its asset events through (see :mod:`..assets`)
-    asset_alias: str | None = None
 
     def __init__(
         self,
@@ -67,18 +118,19 @@ class JobOperator(BaseOperator):
         deferrable: bool | None = None,
         poll_interval: float = 30.0,
         timeout: float | timedelta = 24 * 3600.0,
+        success_statuses: Iterable[str] | None = None,
+        failure_statuses: Iterable[str] | None = None,
+        running_statuses: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("multiple_outputs", True)
-        if self.asset_alias:
-            from airflow_provider_predone.assets import alias_outlets
-
-            kwargs["outlets"] = alias_outlets(kwargs.get("outlets"), self.asset_alias)
         super().__init__(**kwargs)
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.success_statuses = status_list("success_statuses", success_statuses)
+        self.failure_statuses = status_list("failure_statuses", failure_statuses)
+        self.running_statuses = status_list("running_statuses", running_statuses)
 
     @property
     def conn_id(self) -> str:
@@ -91,11 +143,28 @@ class JobOperator(BaseOperator):
 
     def trigger_kwargs(self) -> dict[str, Any]:
         poll_interval, timeout = self.check_waiting()
-        return {"conn_id": self.conn_id, "poll_interval": poll_interval, "deadline": time.time() + timeout}
+        return {
+            "conn_id": self.conn_id,
+            "poll_interval": poll_interval,
+            "deadline": time.time() + timeout,
+            "success_statuses": self.success_statuses,
+            "failure_statuses": self.failure_statuses,
+            "running_statuses": self.running_statuses,
+        }
 
     def wait_for(self, context: Context, trigger: StatusTrigger, **resume_kwargs: Any) -> Any:
-        """Wait for ``trigger``'s job, then resume in ``execute_complete``."""
+        """
+        Wait for ``trigger``'s job, then resume in ``execute_complete``.
+
+        Deferrable: the status is checked once here first, and a job that has ended already
+        completes the task without deferring; else the trigger checks next after
+        :func:`first_poll_at`.
+        """
         if self.deferrable:
+            ended = asyncio.run(trigger.check_once())
+            if ended is not None:
+                return self.execute_complete(context, dict(ended.payload), **resume_kwargs)
+            trigger.first_poll_at = first_poll_at(trigger.poll_interval)
             self.defer(trigger=trigger, method_name="execute_complete", kwargs=resume_kwargs or None)
         from airflow_provider_predone.triggers.base import run_inline
 

@@ -37,6 +37,7 @@ SERVICE_TYPES = ("batch", "interval")
 TRAINING_STATUSES = StatusSets(
     success=frozenset({"completed"}),
     failure=frozenset({"requestFailed", "refinedFailed", "learningFailed", "stopping"}),
+    running=frozenset({"ready", "waiting", "requesting", "learning"}),
 )
 
 _SERVICE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{2,19}$")

@@ -58,8 +58,6 @@ class ApiRequest(Generic[T]):
     :param model_id: the model a ``RETRAIN`` key must be bound to.
     :param idempotent: whether sending it twice is harmless. A non-idempotent request whose
         answer is lost is never re-sent blindly (see ``reconcile`` in the hooks).
-    :param error_meanings: vendor message → (exception class, meaning), consulted before the
-        generic mapping, for endpoints whose errors are documented separately.
     """
 
     name: str
@@ -116,6 +114,8 @@ class Phase(enum.Enum):
     RUNNING = "running"
     SUCCESS = "success"
     FAILURE = "failure"
+    #: a status in none of the sets: waited on (with a warning), or a failure when strict
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,27 +123,55 @@ class StatusSets:
     """
     Classifies vendor status strings into :class:`Phase`.
 
-    Vendors document their success status but rarely all the others; any status that is
-    neither a known success nor a known failure counts as still running, so an undocumented
-    in-progress status never fails a task. Both sets can be replaced by the user.
+    Vendors document their success status but rarely all the others. A status in none of the
+    sets is :attr:`Phase.UNKNOWN`: waited on like a running one (the waiter logs it once as a
+    warning), unless the sets are ``strict`` — which they become when the user names the
+    running statuses — in which case it fails at once.
+
+    :param success: statuses meaning the job succeeded.
+    :param failure: statuses meaning the job failed.
+    :param running: statuses known to mean "still in progress".
+    :param strict: an unknown status is a failure.
+    :param message_means_failure: an answer carrying a ``message`` is a failure unless its
+        status is a known running or success one (retraining reports its errors this way).
     """
 
     success: frozenset[str]
     failure: frozenset[str]
+    running: frozenset[str] = frozenset()
+    strict: bool = False
+    message_means_failure: bool = False
 
-    def classify(self, status: str | None) -> Phase:
+    def classify(self, status: str | None, message: str | None = None) -> Phase:
         if status in self.success:
             return Phase.SUCCESS
         if status in self.failure:
             return Phase.FAILURE
-        return Phase.RUNNING
+        if status in self.running:
+            return Phase.RUNNING
+        if self.strict or (message and self.message_means_failure):
+            return Phase.FAILURE
+        return Phase.UNKNOWN
 
-    def overridden(self, success: Iterable[str] | None = None, failure: Iterable[str] | None = None) -> StatusSets:
-        """These sets with ``success`` and/or ``failure`` replaced (``None`` keeps the default)."""
+    def overridden(
+        self,
+        success: Iterable[str] | None = None,
+        failure: Iterable[str] | None = None,
+        running: Iterable[str] | None = None,
+    ) -> StatusSets:
+        """These sets with the given ones replaced (``None`` keeps the default); ``running`` makes them strict."""
         return StatusSets(
             success=frozenset(success) if success is not None else self.success,
             failure=frozenset(failure) if failure is not None else self.failure,
+            running=frozenset(running) if running is not None else self.running,
+            strict=self.strict or running is not None,
+            message_means_failure=self.message_means_failure,
         )
+
+    def describe(self) -> str:
+        """``success ['finished'], failure ['failed'], running ['running']`` for messages."""
+        rest = "" if self.strict else " (other statuses are waited on)"
+        return f"success {sorted(self.success)}, failure {sorted(self.failure)}, running {sorted(self.running)}{rest}"
 
 
 DEFAULT_TIMEOUT = 30.0

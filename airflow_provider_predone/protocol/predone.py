@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,11 +38,27 @@ SERVICE_HOSTS: Mapping[str, str] = {
 DEFAULT_SERVICE = "prediction_one"
 API_PATH = "/v1/external"
 
-TRAIN_STATUSES = StatusSets(success=frozenset({"finished"}), failure=frozenset({"failed", "error"}))
-RETRAIN_STATUSES = StatusSets(success=frozenset({"job_finished"}), failure=frozenset({"job_failed"}))
+# Only the success statuses are documented. The running and failure statuses below are the
+# ones the emulator uses (assumed, see docs/real-service.md); any other status is waited on
+# with a warning, unless the user names the running statuses (then it fails at once).
+TRAIN_STATUSES = StatusSets(
+    success=frozenset({"finished"}),
+    failure=frozenset({"failed", "error"}),
+    running=frozenset({"waiting", "running"}),
+)
+# Retraining reports its errors in ``message``: a message with an unknown status is a failure.
+RETRAIN_STATUSES = StatusSets(
+    success=frozenset({"job_finished"}),
+    failure=frozenset({"job_failed"}),
+    running=frozenset({"upload_waiting", "job_waiting", "job_running"}),
+    message_means_failure=True,
+)
+# Documented: building, running, updating, failed, terminating, terminated; "stopped" is seen
+# in the inference error "status is not running (status: stopped)".
 PREDICTION_API_STATUSES = StatusSets(
     success=frozenset({"running"}),
     failure=frozenset({"failed", "terminating", "terminated", "stopped"}),
+    running=frozenset({"building", "updating"}),
 )
 #: Retrain statuses that mean "no upload has started the job yet" (assumed; see the docs).
 RETRAIN_NOT_STARTED = frozenset({"upload_waiting"})
@@ -62,6 +79,54 @@ def base_url(service: str | None, host: str | None) -> str:
     if service not in SERVICE_HOSTS:
         raise ValueError(f"service must be one of {sorted(SERVICE_HOSTS)}, got {service!r}")
     return f"{SERVICE_HOSTS[service]}{API_PATH}"
+
+
+# --- ids and inputs --------------------------------------------------------------------------
+
+
+def positive_id(value: Any, field: str) -> int:
+    """A numeric id (model, data set) from a literal or a rendered template (``"3"``)."""
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{field} must be a positive integer id, got {value!r}") from None
+    if number <= 0:
+        raise InvalidInputError(f"{field} must be a positive integer id, got {value!r}")
+    return number
+
+
+def model_id_value(value: Any, field: str = "model_id") -> int:
+    """A model id from a literal, a rendered template (``"3"``) or the train task's XCom dict."""
+    if isinstance(value, Mapping) and "model_id" in value:
+        value = value["model_id"]
+    return positive_id(value, field)
+
+
+def validate_ip_rules(rules: Any) -> list[dict[str, Any]]:
+    """Check prediction API access rules (C1's ``rules``); every problem names the rule and the field."""
+
+    if isinstance(rules, Mapping) or not isinstance(rules, Sequence) or isinstance(rules, str) or not rules:
+        raise InvalidInputError(f"ip_rules must be a non-empty list of rules, got {rules!r}")
+    out = []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, Mapping):
+            raise InvalidInputError(f"ip_rules[{i}] must be a mapping, got {rule!r}")
+        try:
+            ipaddress.ip_network(str(rule.get("source")), strict=False)
+        except ValueError:
+            raise InvalidInputError(
+                f"ip_rules[{i}].source must be a CIDR such as 0.0.0.0/0, got {rule.get('source')!r}"
+            ) from None
+        if rule.get("order") not in ("allow", "deny"):
+            raise InvalidInputError(f"ip_rules[{i}].order must be 'allow' or 'deny', got {rule.get('order')!r}")
+        try:
+            priority = int(rule.get("priority", i + 1))
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"ip_rules[{i}].priority must be an integer, got {rule.get('priority')!r}"
+            ) from None
+        out.append({"source": str(rule["source"]), "order": rule["order"], "priority": priority})
+    return out
 
 
 # --- results -------------------------------------------------------------------------------
@@ -533,6 +598,46 @@ def infer(url: str, csv_bytes: bytes, options: InferenceOptions) -> ApiRequest[I
         return InferenceResult(version=_optional_int(body.get("version")), outputs=outputs)
 
     return ApiRequest("Inference", "POST", url, parse, json={"inputs": inputs}, credential=Credential.CLASSIFIER)
+
+
+# --- secrets in answers ------------------------------------------------------------------------
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """A presigned URL, its query and the signature-like values in it: each must be masked."""
+    if not url:
+        return []
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    found = [url, parts.query] if parts.query else [url]
+    for name, value in parse_qsl(parts.query):
+        if any(word in name.lower() for word in ("signature", "credential", "token", "key")) and len(value) > 4:
+            found.append(value)
+    return found
+
+
+def secrets_in(answer: Any) -> list[str]:
+    """
+    Every secret an answer carries (API keys, inference keys, presigned URLs), so that the sync
+    hook and the async client mask exactly the same values, each in its own way.
+    """
+    if isinstance(answer, ApiKey | CreatedPredictionApi | PredictionApi):
+        return [answer.api_key] if answer.api_key else []
+    if isinstance(answer, TrainStatus):
+        return url_secrets(answer.result_url)
+    if isinstance(answer, RetrainStatus):
+        return url_secrets(answer.download_url)
+    if isinstance(answer, RetrainUpload):
+        return url_secrets(answer.upload_url)
+    if isinstance(answer, UploadUrls):
+        urls = (answer.learn_data_set_upload_url, answer.eval_data_set_upload_url, answer.column_info_upload_url)
+        return [secret for url in urls for secret in url_secrets(url)]
+    if isinstance(answer, Page):
+        return [secret for item in answer.items for secret in url_secrets(item.get("download_url"))]
+    if isinstance(answer, list):
+        return [secret for item in answer for secret in secrets_in(item)]
+    return []
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_provider_predone.protocol import aitems as api
-from airflow_provider_predone.protocol.common import path_id
 from airflow_provider_predone.sensors.base import JobSensor
-
-if TYPE_CHECKING:
-    from airflow_provider_predone.hooks.aitems import AitemsHook
 
 
 class AitemsTrainingSensor(JobSensor):
@@ -28,7 +22,6 @@ class AitemsTrainingSensor(JobSensor):
 
     template_fields: Sequence[str] = ("service_id", "train_type", "version")
     trigger_path = "airflow_provider_predone.triggers.aitems.AitemsTrainingTrigger"
-    default_statuses = api.TRAINING_STATUSES
     id_fields = ("service_id", "versions")
     conn_field = "aitems_conn_id"
 
@@ -50,15 +43,3 @@ class AitemsTrainingSensor(JobSensor):
     @property
     def versions(self) -> dict[str, str]:
         return {self.train_type: self.version}
-
-    @cached_property
-    def hook(self) -> AitemsHook:
-        from airflow_provider_predone.hooks.aitems import AitemsHook
-
-        return AitemsHook(aitems_conn_id=self.aitems_conn_id)
-
-    def current_status(self) -> tuple[str, str | None]:
-        training = self.hook.get_training(
-            path_id(self.service_id, "service_id"), self.train_type, path_id(self.version, "version")
-        )
-        return str(training["status"]), None

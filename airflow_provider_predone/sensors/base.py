@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import time
 from collections.abc import Iterable
@@ -10,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator
 
-from airflow_provider_predone.exceptions import InvalidInputError, JobFailedError
-from airflow_provider_predone.operators.base import default_deferrable
-from airflow_provider_predone.protocol.common import Phase, StatusSets
+from airflow_provider_predone.exceptions import InvalidInputError
+from airflow_provider_predone.operators.base import default_deferrable, first_poll_at, status_list
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -27,11 +27,16 @@ class JobSensor(BaseSensorOperator):
         then be literals or, on Airflow 3.1+, templates the triggerer can render).
     :param success_statuses: replaces the vendor's success statuses.
     :param failure_statuses: replaces the vendor's failure statuses.
+    :param running_statuses: the statuses meaning "still running"; when given, any status
+        outside the three sets fails at once.
+
+    Poking and deferring check the status through the very same code (the trigger's
+    :meth:`~..triggers.base.StatusTrigger.check`): one status call, one masking, one
+    classification and one transient-error rule for every way of waiting.
     """
 
     #: the trigger's import path
     trigger_path: str = ""
-    default_statuses: StatusSets
     #: names of the id attributes, passed to the trigger under the same names
     id_fields: tuple[str, ...] = ()
     conn_field: str = ""
@@ -43,12 +48,14 @@ class JobSensor(BaseSensorOperator):
         start_from_trigger: bool = False,
         success_statuses: Iterable[str] | None = None,
         failure_statuses: Iterable[str] | None = None,
+        running_statuses: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.success_statuses = list(success_statuses) if success_statuses is not None else None
-        self.failure_statuses = list(failure_statuses) if failure_statuses is not None else None
+        self.success_statuses = status_list("success_statuses", success_statuses)
+        self.failure_statuses = status_list("failure_statuses", failure_statuses)
+        self.running_statuses = status_list("running_statuses", running_statuses)
         if self.poke_interval <= 0:
             raise InvalidInputError(f"poke_interval must be > 0 seconds, got {self.poke_interval!r}")
         if self.timeout <= 0:
@@ -65,10 +72,6 @@ class JobSensor(BaseSensorOperator):
                 timeout=timedelta(seconds=float(self.timeout) + float(self.poke_interval) + 60),
             )
 
-    @property
-    def statuses(self) -> StatusSets:
-        return self.default_statuses.overridden(self.success_statuses, self.failure_statuses)
-
     def _ids(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.id_fields}
 
@@ -79,34 +82,54 @@ class JobSensor(BaseSensorOperator):
             "poll_interval": float(self.poke_interval),
             "success_statuses": self.success_statuses,
             "failure_statuses": self.failure_statuses,
+            "running_statuses": self.running_statuses,
         }
 
-    def current_status(self) -> tuple[str, str | None]:
-        """The job's status and the vendor's message, checked once."""
-        raise NotImplementedError
+    def _check_ids(self) -> None:
+        """Refuse ids that cannot name a job before any status call, naming the field."""
+        from airflow_provider_predone.protocol.common import path_id
+        from airflow_provider_predone.protocol.predone import model_id_value
+
+        for name, value in self._ids().items():
+            if name == "model_id":
+                setattr(self, name, model_id_value(value))
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    path_id(item, f"{name}[{key!r}]")
+            else:
+                setattr(self, name, path_id(value, name))
+
+    def _trigger(self, deadline: float) -> Any:
+        module, _, name = self.trigger_path.rpartition(".")
+        trigger_cls = getattr(importlib.import_module(module), name)
+        return trigger_cls(**self._trigger_kwargs(), deadline=deadline)
 
     def poke(self, context: Context) -> bool:
-        status, message = self.current_status()
-        self._last_status = status
-        phase = self.statuses.classify(status)
-        self.log.info("%s: status %r", self.task_id, status)
-        if phase is Phase.FAILURE:
-            raise JobFailedError(f"{self._ids()} ended with status {status!r}{f': {message}' if message else ''}")
-        return phase is Phase.SUCCESS
+        # One trigger per task run: it remembers the statuses it has logged and warned about.
+        if getattr(self, "_checker", None) is None:
+            self._checker = self._trigger(time.time() + float(self.timeout))
+        from airflow_provider_predone.triggers.base import validate_event
+
+        event = asyncio.run(self._checker.check_once())
+        if event is None:
+            return False
+        self._event = validate_event(dict(event.payload), *self.id_fields)
+        return True
 
     def execute(self, context: Context) -> Any:
+        self._check_ids()
         if not self.deferrable:
             super().execute(context)
             return self._result()
         if self.poke(context):
             return self._result()
-        module, _, name = self.trigger_path.rpartition(".")
-        trigger_cls = getattr(importlib.import_module(module), name)
-        trigger = trigger_cls(**self._trigger_kwargs(), deadline=time.time() + float(self.timeout))
+        trigger = self._trigger(time.time() + float(self.timeout))
+        trigger.first_poll_at = first_poll_at(float(self.poke_interval))  # not at once: see there
         self.defer(trigger=trigger, method_name="execute_complete")
 
     def _result(self) -> dict[str, Any]:
-        return {**self._ids(), "status": "success", "job_status": getattr(self, "_last_status", None)}
+        event = getattr(self, "_event", None) or {}
+        return {**self._ids(), "status": "success", "job_status": event.get("job_status")}
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         from airflow_provider_predone.triggers.base import validate_event

@@ -9,16 +9,9 @@ always works too (``dag.test()`` calls it).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_provider_predone.operators.predone import model_id_value
-from airflow_provider_predone.protocol import predone as api
-from airflow_provider_predone.protocol.common import path_id
 from airflow_provider_predone.sensors.base import JobSensor
-
-if TYPE_CHECKING:
-    from airflow_provider_predone.hooks.predone import PredictionOneHook
 
 
 class _PredictionOneSensor(JobSensor):
@@ -27,12 +20,6 @@ class _PredictionOneSensor(JobSensor):
     def __init__(self, *, predone_conn_id: str = "predone_default", **kwargs: Any) -> None:
         self.predone_conn_id = predone_conn_id
         super().__init__(**kwargs)
-
-    @cached_property
-    def hook(self) -> PredictionOneHook:
-        from airflow_provider_predone.hooks.predone import PredictionOneHook
-
-        return PredictionOneHook(predone_conn_id=self.predone_conn_id)
 
 
 class PredictionOneTrainSensor(_PredictionOneSensor):
@@ -45,16 +32,11 @@ class PredictionOneTrainSensor(_PredictionOneSensor):
 
     template_fields: Sequence[str] = ("external_process_id",)
     trigger_path = "airflow_provider_predone.triggers.predone.PredictionOneTrainTrigger"
-    default_statuses = api.TRAIN_STATUSES
     id_fields = ("external_process_id",)
 
     def __init__(self, *, external_process_id: str, **kwargs: Any) -> None:
         self.external_process_id = external_process_id
         super().__init__(**kwargs)
-
-    def current_status(self) -> tuple[str, str | None]:
-        status = self.hook.get_train_status(path_id(self.external_process_id, "external_process_id"))
-        return status.status, status.message
 
 
 class PredictionOneRetrainSensor(_PredictionOneSensor):
@@ -67,19 +49,12 @@ class PredictionOneRetrainSensor(_PredictionOneSensor):
 
     template_fields: Sequence[str] = ("retrain_job_id", "model_id")
     trigger_path = "airflow_provider_predone.triggers.predone.PredictionOneRetrainTrigger"
-    default_statuses = api.RETRAIN_STATUSES
     id_fields = ("retrain_job_id", "model_id")
 
     def __init__(self, *, retrain_job_id: str, model_id: Any, **kwargs: Any) -> None:
         self.retrain_job_id = retrain_job_id
         self.model_id = model_id
         super().__init__(**kwargs)
-
-    def current_status(self) -> tuple[str, str | None]:
-        status = self.hook.get_retrain_status(
-            path_id(self.retrain_job_id, "retrain_job_id"), model_id_value(self.model_id)
-        )
-        return status.status, status.message
 
 
 class PredictionOnePredictionApiSensor(_PredictionOneSensor):
@@ -91,12 +66,8 @@ class PredictionOnePredictionApiSensor(_PredictionOneSensor):
 
     template_fields: Sequence[str] = ("classifier_id",)
     trigger_path = "airflow_provider_predone.triggers.predone.PredictionOnePredictionApiTrigger"
-    default_statuses = api.PREDICTION_API_STATUSES
     id_fields = ("classifier_id",)
 
     def __init__(self, *, classifier_id: str, **kwargs: Any) -> None:
         self.classifier_id = classifier_id
         super().__init__(**kwargs)
-
-    def current_status(self) -> tuple[str, str | None]:
-        return self.hook.get_prediction_api(path_id(self.classifier_id, "classifier_id")).status, None

@@ -43,7 +43,8 @@ class StatusTrigger(BaseTrigger):
     * a status change is logged once, not every poll;
     * transient errors (after the hook's own retries) keep the trigger polling with backoff;
     * at the deadline the status is checked one final time before a ``timeout`` event;
-    * unknown statuses count as running; success and failure sets can be replaced.
+    * an unknown status is waited on and logged once as a warning, or fails at once when
+      ``running_statuses`` is given; every set can be replaced.
 
     :param conn_id: the Airflow connection.
     :param poll_interval: seconds between status checks.
@@ -52,6 +53,10 @@ class StatusTrigger(BaseTrigger):
     :param timeout: seconds, used only when ``deadline`` is ``None``.
     :param success_statuses: replaces the vendor's success statuses.
     :param failure_statuses: replaces the vendor's failure statuses.
+    :param running_statuses: replaces the known running statuses and makes every other status
+        a failure.
+    :param first_poll_at: no status check before this Unix time (``None``: check at once). Set
+        by a task that defers, see :func:`~..operators.base.first_poll_at`.
     """
 
     #: the vendor's status classification, replaced per instance by the user's sets
@@ -68,6 +73,8 @@ class StatusTrigger(BaseTrigger):
         timeout: float | None = None,
         success_statuses: Iterable[str] | None = None,
         failure_statuses: Iterable[str] | None = None,
+        running_statuses: Iterable[str] | None = None,
+        first_poll_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if poll_interval <= 0:
@@ -80,6 +87,12 @@ class StatusTrigger(BaseTrigger):
         self.timeout = timeout
         self.success_statuses = sorted(success_statuses) if success_statuses is not None else None
         self.failure_statuses = sorted(failure_statuses) if failure_statuses is not None else None
+        self.running_statuses = sorted(running_statuses) if running_statuses is not None else None
+        self.first_poll_at = first_poll_at
+        # What this run has seen, for logging each status change and each unknown status once.
+        self._last_status: str | None = None
+        self._last_details: dict[str, Any] = {}
+        self._warned: set[str] = set()
 
     # --- what each trigger defines --------------------------------------------------------------
 
@@ -108,12 +121,14 @@ class StatusTrigger(BaseTrigger):
                 "timeout": self.timeout,
                 "success_statuses": self.success_statuses,
                 "failure_statuses": self.failure_statuses,
+                "running_statuses": self.running_statuses,
+                "first_poll_at": self.first_poll_at,
             },
         )
 
     @property
     def statuses(self) -> StatusSets:
-        return self.default_statuses.overridden(self.success_statuses, self.failure_statuses)
+        return self.default_statuses.overridden(self.success_statuses, self.failure_statuses, self.running_statuses)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # The event is yielded after the client is closed: a generator suspended inside an
@@ -124,40 +139,79 @@ class StatusTrigger(BaseTrigger):
         """Poll until the job ends or the deadline passes; the one event this trigger fires."""
         deadline = self.deadline if self.deadline is not None else time.time() + float(self.timeout or 0)
         statuses = self.statuses
-        last: str | None = None
         failures = 0
+        if self.first_poll_at is not None:  # absolute: a restarted trigger waits only the rest
+            await asyncio.sleep(max(min(self.first_poll_at, deadline) - time.time(), 0.0))
         async with self.client() as client:
             while True:
                 final = time.time() >= deadline
                 try:
-                    observed = await self.fetch(client)
-                except ApiError as exc:
-                    if not exc.transient:
-                        return self._event("error", last, str(exc), error_type=type(exc).__name__)
+                    ended = await self.check(client, statuses)
+                except ApiError as exc:  # transient: check() returns permanent errors as events
                     if final:
-                        return self._event("timeout", last, f"deadline passed while the service kept failing: {exc}")
+                        return self._event(
+                            "timeout", self._last_status, f"deadline passed while the service kept failing: {exc}"
+                        )
                     failures += 1
                     pause = min(self.poll_interval * 2 ** min(failures, 16), MAX_ERROR_BACKOFF)
                     self.log.warning("%s: status check failed (%s); next try in %.0f s", self._name(), exc, pause)
                     await asyncio.sleep(min(pause, max(deadline - time.time(), 0.0)))
                     continue
                 failures = 0
-                if observed.status != last:
-                    self.log.info("%s is now %r", self._name(), observed.status)
-                    last = observed.status
-                phase = statuses.classify(observed.status)
-                if phase is Phase.SUCCESS:
-                    return self._event(
-                        "success", observed.status, f"{self._name()} is {observed.status!r}", **observed.details
-                    )
-                if phase is Phase.FAILURE:
-                    reason = f": {observed.message}" if observed.message else ""
-                    message = f"{self._name()} ended with status {observed.status!r}{reason}"
-                    return self._event("failure", observed.status, message, **observed.details)
+                if ended is not None:
+                    return ended
                 if final:
-                    message = f"{self._name()} was still {observed.status!r} at the deadline"
-                    return self._event("timeout", observed.status, message, **observed.details)
+                    message = f"{self._name()} was still {self._last_status!r} at the deadline"
+                    return self._event("timeout", self._last_status, message, **self._last_details)
                 await asyncio.sleep(min(self.poll_interval, max(deadline - time.time(), 0.0)))
+
+    async def check(self, client: Any, statuses: StatusSets | None = None) -> TriggerEvent | None:
+        """
+        Check the job's status once: the event it ended with, or ``None`` while it runs.
+
+        The one status check of this provider: the trigger loop, non-deferrable waits and the
+        sensors' pokes all come here. A permanent API error is returned as an ``error`` event;
+        a transient one is raised for the caller to retry.
+        """
+        statuses = statuses or self.statuses
+        try:
+            observed = await self.fetch(client)
+        except ApiError as exc:
+            if exc.transient:
+                raise
+            return self._event("error", self._last_status, f"{self._name()}: {exc}", error_type=type(exc).__name__)
+        if observed.status != self._last_status:
+            self.log.info("%s is now %r", self._name(), observed.status)
+        self._last_status, self._last_details = observed.status, observed.details
+        phase = statuses.classify(observed.status, observed.message)
+        if phase is Phase.SUCCESS:
+            return self._event("success", observed.status, f"{self._name()} is {observed.status!r}", **observed.details)
+        if phase is Phase.FAILURE:
+            reason = f": {observed.message}" if observed.message else ""
+            if observed.status not in statuses.failure and not observed.message:
+                reason = f", which is in none of the status sets ({statuses.describe()})"
+            message = f"{self._name()} ended with status {observed.status!r}{reason}"
+            return self._event("failure", observed.status, message, **observed.details)
+        if phase is Phase.UNKNOWN and observed.status not in self._warned:
+            self._warned.add(observed.status)
+            self.log.warning(
+                "%s has the undocumented status %r: waiting on it as running. If it means the job "
+                "ended, pass it in success_statuses or failure_statuses; to fail on any status not "
+                "listed, pass running_statuses (%s)",
+                self._name(),
+                observed.status,
+                statuses.describe(),
+            )
+        return None
+
+    async def check_once(self) -> TriggerEvent | None:
+        """:meth:`check` with its own client; a transient failure counts as "still running"."""
+        async with self.client() as client:
+            try:
+                return await self.check(client)
+            except ApiError as exc:
+                self.log.warning("%s: status check failed (%s); checking again later", self._name(), exc)
+                return None
 
     def _name(self) -> str:
         ids = ", ".join(f"{k}={v}" for k, v in self.job_ids().items())

@@ -51,7 +51,7 @@ class PredictionOneRetrainTrigger(_PredictionOneTrigger):
     def __init__(self, retrain_job_id: str, model_id: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.retrain_job_id = retrain_job_id
-        self.model_id = int(model_id)
+        self.model_id = api.model_id_value(model_id)
 
     def job_ids(self) -> dict[str, Any]:
         return {"retrain_job_id": self.retrain_job_id, "model_id": self.model_id}

@@ -191,14 +191,16 @@ def test_unreadable_success_answers_are_unexpected_response_errors(body) -> None
         _answer(200, body)
 
 
-def test_status_sets_classify_unknown_statuses_as_running() -> None:
+def test_status_sets_tell_unknown_statuses_apart_from_running_ones() -> None:
     assert api.TRAIN_STATUSES.classify("finished") is Phase.SUCCESS
     assert api.TRAIN_STATUSES.classify("failed") is Phase.FAILURE
-    assert api.TRAIN_STATUSES.classify("preprocessing") is Phase.RUNNING
+    assert api.TRAIN_STATUSES.classify("running") is Phase.RUNNING
+    assert api.TRAIN_STATUSES.classify("preprocessing") is Phase.UNKNOWN  # waited on, with a warning
     custom = api.RETRAIN_STATUSES.overridden(success=["job_finished", "done"])
     assert custom.classify("done") is Phase.SUCCESS
     assert custom.failure == api.RETRAIN_STATUSES.failure
-    assert StatusSets(frozenset(), frozenset()).classify(None) is Phase.RUNNING
+    assert not custom.strict
+    assert StatusSets(frozenset(), frozenset()).classify(None) is Phase.UNKNOWN
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,7 @@ def test_start_from_trigger_needs_no_worker_and_carries_no_secret(connections: E
         "poll_interval": 5.0,
         "success_statuses": None,
         "failure_statuses": None,
+        "running_statuses": None,
         "deadline": None,
         "timeout": 600.0,
     }

@@ -125,6 +125,23 @@ async def test_restart_from_serialised_kwargs_resumes_the_same_job(hook: Predict
     assert state["trainings_started"] == 1
 
 
+async def test_no_status_check_before_first_poll_at_even_after_a_restart(hook: PredictionOneHook, connections) -> None:
+    epid = start_training(hook)  # a 1 s job: ended long before the first poll
+    first_poll = time.time() + 2.5
+    asked = connections.state()["requests"]
+    waiting = asyncio.ensure_future(first_event(train_trigger(epid, first_poll_at=first_poll)))
+    await asyncio.sleep(2.0)
+    waiting.cancel()  # a triggerer restart, before the first poll
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert connections.state()["requests"] == asked  # nothing asked while waiting
+    # Rebuilt from its kwargs, it waits only the rest (the time is absolute), not 2.5 s again.
+    event = await first_event(roundtrip(train_trigger(epid, first_poll_at=first_poll)))
+    assert first_poll <= time.time() < first_poll + 1.5
+    assert event["status"] == "success"
+    assert connections.state()["requests"] > asked
+
+
 def test_serialised_kwargs_hold_ids_and_never_secrets(hook: PredictionOneHook, connections) -> None:
     epid = start_training(hook)
     triggers = [
@@ -148,6 +165,8 @@ def test_serialised_kwargs_hold_ids_and_never_secrets(hook: PredictionOneHook, c
         "timeout",
         "success_statuses",
         "failure_statuses",
+        "running_statuses",
+        "first_poll_at",
     }
 
 
@@ -169,7 +188,9 @@ async def test_status_changes_are_logged_once(hook: PredictionOneHook, capsys) -
 
 
 async def test_transient_faults_do_not_fail_the_trigger(monkeypatch) -> None:
-    with EmulatorProcess(fault_rate=0.4, fault_seed=3, slow_seconds=1.0, **EMULATOR_OPTIONS) as emulator:
+    with EmulatorProcess(
+        test_controls=True, fault_rate=0.4, fault_seed=3, slow_seconds=1.0, **EMULATOR_OPTIONS
+    ) as emulator:
         monkeypatch.setenv(
             "AIRFLOW_CONN_PREDONE_DEFAULT",
             predone_connection(emulator.url, timeout=0.5, max_retries=1, retry_wait_seconds=0.01),
