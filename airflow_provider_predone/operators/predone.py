@@ -9,8 +9,8 @@ at every parse, so the hook and triggers are imported only when a task runs.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -21,10 +21,21 @@ from airflow_provider_predone._task_state import TaskState
 from airflow_provider_predone.exceptions import (
     InvalidInputError,
     JobNotFinishedError,
+    MetricNotFoundError,
     NotFoundError,
     QualityGateRejectedError,
 )
-from airflow_provider_predone.operators.base import JobOperator, task_result
+from airflow_provider_predone.metrics import (
+    GateVerdict,
+    MetricsReader,
+    RetrainResult,
+    read_metrics,
+    verdict_of,
+)
+from airflow_provider_predone.metrics import (
+    metric_gate as metric_gate,  # re-exported: DAGs import it from here
+)
+from airflow_provider_predone.operators.base import JobOperator, ProviderOperator, task_result
 from airflow_provider_predone.protocol import predone as api
 from airflow_provider_predone.protocol.common import Phase, path_id
 
@@ -36,41 +47,11 @@ if TYPE_CHECKING:
 SUMMARY_FILE = "model_summary.json"
 #: A model found in the model list counts as ours if created no earlier than this before we asked.
 MODEL_LOOKUP_SLACK = timedelta(minutes=10)
+#: What a refused quality gate does to the switch task.
+ON_REFUSAL = ("fail", "skip")
 
 
-def model_id_value(value: Any, field: str = "model_id") -> int:
-    """A model id from a literal, a rendered template (``"3"``) or the train task's XCom dict."""
-    if isinstance(value, Mapping) and "model_id" in value:
-        value = value["model_id"]
-    try:
-        model_id = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{field} must be a positive integer id, got {value!r}") from None
-    if model_id <= 0:
-        raise InvalidInputError(f"{field} must be a positive integer id, got {value!r}")
-    return model_id
-
-
-@dataclass(frozen=True)
-class RetrainResult:
-    """
-    What a quality gate is given to decide on a retrained model.
-
-    :param path: the folder holding the extracted result archive.
-    :param metrics: the retrained model's metrics, where the result format is known (the
-        emulator's ``model_summary.json``), else ``None``.
-    :param previous_metrics: the metrics of the model served until now on the same evaluation
-        data, where known.
-    :param summary: the whole parsed summary, where known.
-    """
-
-    path: Path
-    metrics: dict[str, Any] | None
-    previous_metrics: dict[str, Any] | None
-    summary: dict[str, Any] | None
-
-
-class PredictionOneBaseOperator(JobOperator):
+class PredictionOneBaseOperator(ProviderOperator):
     """
     Shared plumbing of the Prediction One operators: the hook and result archives.
 
@@ -91,32 +72,59 @@ class PredictionOneBaseOperator(JobOperator):
 
         return PredictionOneHook(predone_conn_id=self.predone_conn_id)
 
-    def fetch_result(self, url: str, label: str, result_dir: str | None, job_id: str) -> RetrainResult:
-        """Download a result zip, extract it safely and read the summary where the format is known."""
+    @contextmanager
+    def open_result(
+        self,
+        url: str,
+        label: str,
+        result_dir: str | None,
+        job_id: str,
+        metrics_reader: MetricsReader | None = None,
+    ) -> Iterator[RetrainResult]:
+        """
+        Download a result zip, extract it safely and find the metrics in it (see :mod:`..metrics`).
+
+        Without ``result_dir`` the extracted files live only inside this block, so a quality
+        gate or reader given the result's ``path`` must run inside it.
+        """
         with tempfile.TemporaryDirectory(prefix="predone-result-") as scratch:
             archive = Path(scratch) / "result.zip"
             self.hook.download(url, archive, label=label)
             target = Path(result_dir) / job_id if result_dir else Path(scratch) / "extracted"
             members = files.safe_extract(archive, target)
             self.log.info("%s: extracted %d file(s) to %s", label, len(members), target if result_dir else "a temp dir")
-            summary = files.read_json_member(target, SUMMARY_FILE)
-            return RetrainResult(
+            found = read_metrics(target, metrics_reader)
+            if found.metrics is None:
+                self.log.warning(
+                    "%s: no metric found in the archive (members: %s); pass metrics_reader= to read it",
+                    label,
+                    ", ".join(found.members[:40]),
+                )
+            else:
+                self.log.info(
+                    "%s: metrics %s, previous %s (from %s)",
+                    label,
+                    found.metrics,
+                    found.previous_metrics,
+                    ", ".join(found.sources),
+                )
+            yield RetrainResult(
                 path=target,
-                metrics=_dict_or_none(summary, "metrics"),
-                previous_metrics=_dict_or_none((summary or {}).get("previous"), "metrics"),
-                summary=summary,
+                metrics=found.metrics,
+                previous_metrics=found.previous_metrics,
+                summary=files.read_json_member(target, SUMMARY_FILE),
+                members=found.members,
             )
 
 
-def _dict_or_none(container: Any, key: str) -> dict[str, Any] | None:
-    value = container.get(key) if isinstance(container, Mapping) else None
-    return dict(value) if isinstance(value, Mapping) else None
+class PredictionOneJobOperator(PredictionOneBaseOperator, JobOperator):
+    """A Prediction One operator that starts a remote job and can wait for it (see :class:`JobOperator`)."""
 
 
 # --- training -----------------------------------------------------------------------------------
 
 
-class PredictionOneTrainOperator(PredictionOneBaseOperator):
+class PredictionOneTrainOperator(PredictionOneJobOperator):
     """
     Train a Prediction One model: validate, upload, create the model, wait, fetch the result.
 
@@ -138,7 +146,13 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
     :param poll_interval: seconds between status checks.
     :param timeout: how long to wait for training, seconds or a timedelta.
     :param result_dir: where to keep the extracted result (under ``<result_dir>/<external_process_id>``);
-        without it the result is read for its summary and discarded.
+        without it the result is read for its metrics and discarded.
+    :param metrics_reader: ``callable(extracted_folder) -> {name: value}``, for result archives
+        whose metrics discovery cannot find (see :mod:`airflow_provider_predone.metrics`).
+    :param success_statuses: replace the statuses meaning "finished" (default ``finished``).
+    :param failure_statuses: replace the statuses meaning "failed".
+    :param running_statuses: the statuses meaning "still running"; when given, any other
+        status fails at once.
     :param predone_conn_id: the ``predone`` connection.
     :return: ``{"model_id", "external_process_id", "status", "result_path", "metrics"}``.
     """
@@ -165,9 +179,11 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
         column_info: Mapping[str, str] | str | None = None,
         result_dir: str | None = None,
         encoding: str = "utf-8",
+        metrics_reader: MetricsReader | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.metrics_reader = metrics_reader
         self.train_data = train_data
         self.model_name = model_name
         self.config = config
@@ -275,7 +291,14 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
         model_id = status.model_id or self.hook.find_model_id(self.model_name, created_after)
         result = None
         if status.result_url:
-            result = self.fetch_result(status.result_url, "Training result", self.result_dir, external_process_id)
+            with self.open_result(
+                status.result_url,
+                f"Training result (external_process_id={external_process_id})",
+                self.result_dir,
+                external_process_id,
+                self.metrics_reader,
+            ) as result:
+                pass
         TaskState(context, "training").clear()
         if model_id is not None:
             extra = {
@@ -304,7 +327,7 @@ class PredictionOneTrainOperator(PredictionOneBaseOperator):
 # --- retraining -----------------------------------------------------------------------------------
 
 
-class PredictionOneRetrainOperator(PredictionOneBaseOperator):
+class PredictionOneRetrainOperator(PredictionOneJobOperator):
     """
     Retrain a model with new data (and optional evaluation data), exactly once.
 
@@ -318,6 +341,7 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
     :param upload_filename: the file name announced to the service (defaults to the train
         file's name, or its stem + ``.zip`` with evaluation data). Non-ASCII names are fine.
     :param result_dir: where to keep the extracted result (under ``<result_dir>/<retrain_job_id>``).
+    :param metrics_reader: ``callable(extracted_folder) -> {name: value}`` or ``(new, previous)``.
     :param encoding: the text encoding of ``train_data`` and ``eval_data`` (``utf-8``, ``cp932``,
         any Python codec name); other than UTF-8, they are transcoded to UTF-8 before the upload.
     :return: ``{"retrain_job_id", "model_id", "status", "result_path", "metrics", "previous_metrics"}``.
@@ -336,9 +360,11 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
         upload_filename: str | None = None,
         result_dir: str | None = None,
         encoding: str = "utf-8",
+        metrics_reader: MetricsReader | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.metrics_reader = metrics_reader
         self.model_id = model_id
         self.train_data = train_data
         self.eval_data = eval_data
@@ -347,7 +373,7 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
         self.encoding = encoding
 
     def _prepare(self) -> tuple[int, files.DataSource, files.DataSource | None, str]:
-        model_id = model_id_value(self.model_id)
+        model_id = api.model_id_value(self.model_id)
         self.check_waiting()
         encoding = files.check_encoding(self.encoding)
         train = files.resolve("train_data", self.train_data)
@@ -425,9 +451,21 @@ class PredictionOneRetrainOperator(PredictionOneBaseOperator):
         status = self.hook.get_retrain_status(retrain_job_id, model_id)
         result = None
         if status.download_url:
-            result = self.fetch_result(status.download_url, "Retrain result", self.result_dir, retrain_job_id)
+            with self.open_result(
+                status.download_url,
+                f"Retrain result (retrain_job_id={retrain_job_id}, model_id={model_id})",
+                self.result_dir,
+                retrain_job_id,
+                self.metrics_reader,
+            ) as result:
+                pass
         TaskState(context, "retrain_job").clear()
-        extra = {"event": "retrained", "retrain_job_id": retrain_job_id, "metrics": result and result.metrics}
+        extra = {
+            "event": "retrained",
+            "retrain_job_id": retrain_job_id,
+            "metrics": result and result.metrics,
+            "previous_metrics": result and result.previous_metrics,
+        }
         assets.emit(context, self.asset_alias, assets.model_uri(self.hook.connection_info.service, model_id), extra)
         return task_result(
             {
@@ -445,13 +483,23 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
     """
     Switch a model's prediction API to its retrained version, optionally behind a quality gate.
 
+    The gate's verdict (metric, both values, threshold) is logged whether it accepts or
+    refuses, and recorded with both sets of metrics in the XCom (``quality_gate``,
+    ``metrics``, ``previous_metrics``) and in the asset event's extra.
+
     :param retrain_job_id: the finished retrain job (or the retrain task's XCom dict).
     :param model_id: the model (its retrain key authorises the switch); taken from
         ``retrain_job_id`` when that is the retrain task's XCom dict.
-    :param quality_gate: ``callable(RetrainResult) -> bool``; ``False`` fails the task with
-        :class:`QualityGateRejectedError` and switches nothing.
+    :param quality_gate: ``callable(RetrainResult) -> bool`` (or a :class:`GateVerdict`, as
+        :func:`metric_gate` returns); a refusal switches nothing.
+    :param on_refusal: ``"fail"`` (default: the task fails with
+        :class:`QualityGateRejectedError`) or ``"skip"`` (the task is skipped, the reason
+        logged, so downstream tasks can react).
+    :param metrics_reader: ``callable(extracted_folder) -> {name: value}`` or ``(new,
+        previous)``, for result archives whose metrics discovery cannot find.
     :param result_dir: where to keep the downloaded result the gate looked at.
-    :return: ``{"retrain_job_id", "model_id", "switched", "metrics", "previous_metrics"}``.
+    :param predone_conn_id: the ``predone`` connection.
+    :return: ``{"retrain_job_id", "model_id", "switched", "quality_gate", "metrics", "previous_metrics"}``.
     """
 
     template_fields: Sequence[str] = ("retrain_job_id", "model_id", "result_dir")
@@ -463,87 +511,89 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         *,
         retrain_job_id: Any,
         model_id: Any = None,
-        quality_gate: Callable[[RetrainResult], bool] | None = None,
+        quality_gate: Callable[[RetrainResult], Any] | None = None,
+        on_refusal: str = "fail",
+        metrics_reader: MetricsReader | None = None,
         result_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if on_refusal not in ON_REFUSAL:
+            raise InvalidInputError(f"on_refusal must be one of {list(ON_REFUSAL)}, got {on_refusal!r}")
+        if quality_gate is not None and not callable(quality_gate):
+            raise InvalidInputError(f"quality_gate must be a callable, got {quality_gate!r}")
+        if metrics_reader is not None and not callable(metrics_reader):
+            raise InvalidInputError(f"metrics_reader must be a callable, got {metrics_reader!r}")
         self.retrain_job_id = retrain_job_id
         self.model_id = model_id
         self.quality_gate = quality_gate
+        self.on_refusal = on_refusal
+        self.metrics_reader = metrics_reader
         self.result_dir = result_dir
 
     def execute(self, context: Context) -> Any:
         job = self.retrain_job_id if isinstance(self.retrain_job_id, Mapping) else {}
         retrain_job_id = path_id(job.get("retrain_job_id", self.retrain_job_id), "retrain_job_id")
-        model_id = model_id_value(self.model_id if self.model_id is not None else job.get("model_id"))
-        if self.quality_gate is not None and not callable(self.quality_gate):
-            raise InvalidInputError(f"quality_gate must be a callable, got {self.quality_gate!r}")
+        model_id = api.model_id_value(self.model_id if self.model_id is not None else job.get("model_id"))
+        what = f"retrain job {retrain_job_id} of model {model_id}"
         status = self.hook.get_retrain_status(retrain_job_id, model_id)
         if api.RETRAIN_STATUSES.classify(status.status) is not Phase.SUCCESS:
             raise JobNotFinishedError(
-                f"Retrain job {retrain_job_id} is {status.status!r}, not finished: "
-                "retraining has not finished yet, so the model cannot be switched",
+                f"Retrain Model Switch (retrain_job_id={retrain_job_id}, model_id={model_id}): the job is "
+                f"{status.status!r}, not finished, so the model cannot be switched",
                 endpoint="Retrain Model Switch",
                 vendor_message="Retrain job is not finished.",
             )
-        result = None
+        record: dict[str, Any] = {"retrain_job_id": retrain_job_id, "model_id": model_id}
         if self.quality_gate is not None:
             if not status.download_url:
-                raise QualityGateRejectedError(f"Retrain job {retrain_job_id} has no result to judge")
-            result = self.fetch_result(status.download_url, "Retrain result", self.result_dir, retrain_job_id)
-            verdict = self.quality_gate(result)
-            if not verdict:
-                raise QualityGateRejectedError(
-                    f"The quality gate refused retrain job {retrain_job_id} of model {model_id} "
-                    f"(metrics {result.metrics}, previous {result.previous_metrics}); nothing was switched"
+                raise MetricNotFoundError(
+                    f"The quality gate cannot judge {what}: its status answer has no download_url (no result "
+                    "archive); nothing was switched"
                 )
-            self.log.info("The quality gate accepted retrain job %s", retrain_job_id)
+            with self.open_result(
+                status.download_url, f"Retrain result ({what})", self.result_dir, retrain_job_id, self.metrics_reader
+            ) as result:
+                verdict = verdict_of(self.quality_gate, result)
+            record.update(
+                quality_gate=verdict.record(), metrics=result.metrics, previous_metrics=result.previous_metrics
+            )
+            self.log.info(
+                "Quality gate on %s: %s — %s (metrics %s, previous %s)",
+                what,
+                "ACCEPTED" if verdict.accepted else "REFUSED",
+                verdict.reason,
+                result.metrics,
+                result.previous_metrics,
+            )
+            if not verdict.accepted:
+                self._refused(context, task_result({**record, "switched": False}), what, verdict)
         self.hook.switch_model(retrain_job_id, model_id)
         self.log.info("Model %s now serves retrain job %s", model_id, retrain_job_id)
-        extra = {"event": "switched", "retrain_job_id": retrain_job_id, "model_id": model_id}
+        record["switched"] = True
+        extra = {"event": "switched", **record}
         assets.emit(context, self.asset_alias, assets.serving_uri(self.hook.connection_info.service, model_id), extra)
-        return task_result(
-            {
-                "retrain_job_id": retrain_job_id,
-                "model_id": model_id,
-                "switched": True,
-                "metrics": result.metrics if result else None,
-                "previous_metrics": result.previous_metrics if result else None,
-            }
-        )
+        return task_result(record)
 
+    def _refused(self, context: Context, record: dict[str, Any], what: str, verdict: GateVerdict) -> None:
+        """Record the refusal in XCom (a failed or skipped task returns nothing), then fail or skip."""
+        ti = context["ti"]
+        for key, value in record.items():
+            ti.xcom_push(key=key, value=value)
+        ti.xcom_push(key="return_value", value=record)
+        message = f"The quality gate refused {what}: {verdict.reason}; nothing was switched"
+        if self.on_refusal == "skip":
+            from airflow.providers.common.compat.sdk import AirflowSkipException
 
-def metric_gate(
-    metric: str, *, higher_is_better: bool = True, min_gain: float = 0.0
-) -> Callable[[RetrainResult], bool]:
-    """
-    A ready-made quality gate: accept when ``metric`` is at least as good as before (by
-    ``min_gain``). Refuses when the metric is unknown.
-
-    :param metric: a key of the summary's ``metrics`` (``auc``, ``rmse``, ...).
-    :param higher_is_better: ``False`` for error metrics such as ``rmse``.
-    :param min_gain: how much better the new model must be.
-    """
-
-    def gate(result: RetrainResult) -> bool:
-        new = (result.metrics or {}).get(metric)
-        old = (result.previous_metrics or {}).get(metric)
-        if new is None:
-            return False
-        if old is None:
-            return True
-        gain = (new - old) if higher_is_better else (old - new)
-        return bool(gain >= min_gain)
-
-    gate.__name__ = f"metric_gate_{metric}"
-    return gate
+            self.log.warning("%s (on_refusal='skip': the task is skipped)", message)
+            raise AirflowSkipException(message)
+        raise QualityGateRejectedError(message)
 
 
 # --- prediction APIs -------------------------------------------------------------------------------
 
 
-class PredictionOneCreatePredictionApiOperator(PredictionOneBaseOperator):
+class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
     """
     Deploy a model as a prediction API (classifier) and wait until it is ``running``.
 
@@ -572,8 +622,8 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneBaseOperator):
         self.ip_rules = ip_rules
 
     def execute(self, context: Context) -> Any:
-        model_id = model_id_value(self.model_id)
-        rules = validate_ip_rules(self.ip_rules)
+        model_id = api.model_id_value(self.model_id)
+        rules = api.validate_ip_rules(self.ip_rules)
         self.check_waiting()
         state = TaskState(context, "prediction_api")
         recorded = state.get()
@@ -618,34 +668,6 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneBaseOperator):
         event = validate_event(event, "classifier_id")
         TaskState(context, "prediction_api").clear()
         return self._describe(event["classifier_id"])
-
-
-def validate_ip_rules(rules: Any) -> list[dict[str, Any]]:
-    """Check prediction API access rules; every problem names the rule and the field."""
-    import ipaddress
-
-    if isinstance(rules, Mapping) or not isinstance(rules, Sequence) or isinstance(rules, str) or not rules:
-        raise InvalidInputError(f"ip_rules must be a non-empty list of rules, got {rules!r}")
-    out = []
-    for i, rule in enumerate(rules):
-        if not isinstance(rule, Mapping):
-            raise InvalidInputError(f"ip_rules[{i}] must be a mapping, got {rule!r}")
-        try:
-            ipaddress.ip_network(str(rule.get("source")), strict=False)
-        except ValueError:
-            raise InvalidInputError(
-                f"ip_rules[{i}].source must be a CIDR such as 0.0.0.0/0, got {rule.get('source')!r}"
-            ) from None
-        if rule.get("order") not in ("allow", "deny"):
-            raise InvalidInputError(f"ip_rules[{i}].order must be 'allow' or 'deny', got {rule.get('order')!r}")
-        try:
-            priority = int(rule.get("priority", i + 1))
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                f"ip_rules[{i}].priority must be an integer, got {rule.get('priority')!r}"
-            ) from None
-        out.append({"source": str(rule["source"]), "order": rule["order"], "priority": priority})
-    return out
 
 
 class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
@@ -812,7 +834,7 @@ class PredictionOneDeleteModelOperator(_DeleteOperator):
         self.model_id = model_id
 
     def delete(self, resource_id: Any) -> None:
-        self.hook.delete_model(model_id_value(resource_id))
+        self.hook.delete_model(api.model_id_value(resource_id))
 
 
 class PredictionOneDeleteDataSetOperator(_DeleteOperator):
@@ -826,7 +848,7 @@ class PredictionOneDeleteDataSetOperator(_DeleteOperator):
         self.data_set_id = data_set_id
 
     def delete(self, resource_id: Any) -> None:
-        self.hook.delete_data_set(model_id_value(resource_id, "data_set_id"))
+        self.hook.delete_data_set(api.positive_id(resource_id, "data_set_id"))
 
 
 class PredictionOneDeletePredictionApiOperator(_DeleteOperator):
