@@ -493,9 +493,18 @@ class AsyncTransport:
         self.session = session
         self.log = log
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
-        # The connection's proxy, by target scheme; with none, the session's trust_env applies
-        # the environment's proxies and NO_PROXY itself.
-        self._proxies = {scheme: _aiohttp_proxy(url) for scheme, url in settings.network.proxies}
+        # The proxy of each origin, resolved on first use: the connection's, else (trust_env)
+        # the environment's unless NO_PROXY exempts the host. aiohttp's own trust_env would
+        # read the whole environment (and ~/.netrc) again on every request, thousands a minute.
+        self._proxies: dict[tuple[str, str | None, int | None], tuple[yarl.URL | None, aiohttp.BasicAuth | None]] = {}
+
+    def _proxy(self, url: yarl.URL) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:
+        origin = (url.scheme, url.host, url.port)
+        found = self._proxies.get(origin)
+        if found is None:
+            proxy = proxy_in_use(str(url.origin()), self.settings.network)
+            found = self._proxies[origin] = _aiohttp_proxy(proxy) if proxy else (None, None)
+        return found
 
     async def send(
         self,
@@ -514,7 +523,7 @@ class AsyncTransport:
         url = yarl.URL(self.settings.url(request.target), encoded=True)
         body = request.body()
 
-        proxy, proxy_auth = self._proxies.get(url.scheme, (None, None))
+        proxy, proxy_auth = self._proxy(url)
 
         async def once() -> T:
             current = headers() if callable(headers) else headers
@@ -560,7 +569,7 @@ class AsyncTransport:
 # --- shared async sessions ----------------------------------------------------------------------
 
 
-def _aiohttp_proxy(proxy: str) -> tuple[yarl.URL, aiohttp.BasicAuth | None]:
+def _aiohttp_proxy(proxy: str) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:
     """A proxy URL as aiohttp takes it: the address apart from its credentials."""
     url = yarl.URL(proxy)
     auth = aiohttp.BasicAuth(url.user or "", url.password or "") if url.user is not None else None
@@ -579,8 +588,8 @@ async def shared_session(key: str, network: Networking | None = None) -> AsyncIt
     A triggerer runs thousands of triggers in one loop; giving each its own session (its own
     connection pool, DNS cache, keep-alive sockets) costs memory and CPU per trigger for
     nothing. The session closes when its last user leaves. It carries the connection's SSL
-    context (CA bundle, client certificate) and, with ``trust_env``, the environment's
-    proxies and ``NO_PROXY``, which aiohttp ignores unless told.
+    context (CA bundle, client certificate); :class:`AsyncTransport` picks the proxy of each
+    request, the environment's included, so aiohttp's own ``trust_env`` stays off.
     """
     network = network or Networking()
     slot = (id(asyncio.get_running_loop()), key, network)
@@ -589,7 +598,6 @@ async def shared_session(key: str, network: Networking | None = None) -> AsyncIt
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300, ssl=ssl_context(network)),
             headers={"User-Agent": _USER_AGENT},
-            trust_env=network.trust_env,
         )
         _SESSIONS[slot] = (session, 1)
     else:
