@@ -58,6 +58,7 @@ class ApiRequest(Generic[T]):
     :param model_id: the model a ``RETRAIN`` key must be bound to.
     :param idempotent: whether sending it twice is harmless. A non-idempotent request whose
         answer is lost is never re-sent blindly (see ``reconcile`` in the hooks).
+    :param subject: the resource ids the call concerns (``model_id=42``), named in every error.
     """
 
     name: str
@@ -69,6 +70,7 @@ class ApiRequest(Generic[T]):
     credential: Credential = Credential.NONE
     model_id: int | None = None
     idempotent: bool = True
+    subject: str = ""
 
     @property
     def target(self) -> str:
@@ -80,9 +82,12 @@ class ApiRequest(Generic[T]):
 
     @property
     def label(self) -> str:
-        """``Train Status Check (GET /models/results)`` — for messages; never contains a query."""
+        """
+        ``Train Status Check (GET /models/results) for external_process_id=...`` — for every
+        message about this call: the operation and the ids it concerns; never a query string.
+        """
         path = self.path if "://" not in self.path else "<prediction API URL>"
-        return f"{self.name} ({self.method} {path})"
+        return f"{self.name} ({self.method} {path})" + (f" for {self.subject}" if self.subject else "")
 
     def body(self) -> bytes | None:
         if self.json is None:

@@ -273,7 +273,10 @@ def get_api_key(credential_type: Credential, model_id: int | None = None) -> Api
             raise ValueError("api_key is empty")
         return ApiKey(api_key=key, end_date=parse_datetime(body.get("end_date")))
 
-    return ApiRequest("Get API Key", "GET", "/api-key", parse, params=params, credential=Credential.SECRET_KEY)
+    subject = f"a retrain key of model_id={model_id}" if credential_type is Credential.RETRAIN else "a train key"
+    return ApiRequest(
+        "Get API Key", "GET", "/api-key", parse, params=params, credential=Credential.SECRET_KEY, subject=subject
+    )
 
 
 # --- training (T2-T9) ------------------------------------------------------------------------
@@ -311,6 +314,7 @@ def get_column_info(external_process_id: str) -> ApiRequest[dict[str, Any]]:
         _dict,
         params={"external_process_id": external_process_id},
         credential=Credential.TRAIN,
+        subject=f"external_process_id={external_process_id}",
     )
 
 
@@ -329,6 +333,7 @@ def create_model(external_process_id: str, name: str, config: Mapping[str, Any])
         json={"external_process_id": external_process_id, "name": name, "config": dict(config)},
         credential=Credential.TRAIN,
         idempotent=False,
+        subject=f"external_process_id={external_process_id}, model {name!r}",
     )
 
 
@@ -353,6 +358,7 @@ def get_train_status(external_process_id: str) -> ApiRequest[TrainStatus]:
         parse,
         params={"external_process_id": external_process_id},
         credential=Credential.TRAIN,
+        subject=f"external_process_id={external_process_id}",
     )
 
 
@@ -370,7 +376,14 @@ def list_models(offset: int = 0, limit: int = 30) -> ApiRequest[Page]:
 
 def delete_model(model_id: int) -> ApiRequest[None]:
     """T7 delete a model."""
-    return ApiRequest("Delete Model", "DELETE", f"/models/{int(model_id)}", _ignore, credential=Credential.TRAIN)
+    return ApiRequest(
+        "Delete Model",
+        "DELETE",
+        f"/models/{int(model_id)}",
+        _ignore,
+        credential=Credential.TRAIN,
+        subject=f"model_id={int(model_id)}",
+    )
 
 
 def list_data_sets(offset: int = 0, limit: int = 30) -> ApiRequest[Page]:
@@ -410,6 +423,7 @@ def get_retrain_upload_url(model_id: int, filename: str) -> ApiRequest[RetrainUp
         params={"filename": filename},
         credential=Credential.RETRAIN,
         model_id=model_id,
+        subject=f"model_id={model_id}, file {filename!r}",
     )
 
 
@@ -434,6 +448,7 @@ def get_retrain_status(retrain_job_id: str, model_id: int) -> ApiRequest[Retrain
         parse,
         credential=Credential.RETRAIN,
         model_id=model_id,
+        subject=f"retrain_job_id={retrain_job_id}, model_id={model_id}",
     )
 
 
@@ -446,6 +461,7 @@ def switch_model(retrain_job_id: str, model_id: int) -> ApiRequest[None]:
         _ignore,
         credential=Credential.RETRAIN,
         model_id=model_id,
+        subject=f"retrain_job_id={retrain_job_id}, model_id={model_id}",
     )
 
 
@@ -473,6 +489,7 @@ def create_prediction_api(model_id: int, rules: Sequence[Mapping[str, Any]]) -> 
         json={"model_id": int(model_id), "rules": [dict(r) for r in rules]},
         credential=Credential.TRAIN,
         idempotent=False,
+        subject=f"model_id={int(model_id)}",
     )
 
 
