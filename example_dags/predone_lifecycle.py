@@ -103,6 +103,7 @@ with DAG(
             "metrics_before": retrained.get("previous_metrics") or trained.get("metrics"),
             "metrics_after": retrained.get("metrics"),
             "rows_scored": sum(s.get("rows_scored", 0) for s in scored),
+            "rows_scored_each": [s.get("rows_scored", 0) for s in scored],  # the same file, before and after
             "model_versions": [s.get("model_version") for s in scored],
             "switched": bool(switched.get("switched")),
         }

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / ".demo"
@@ -71,14 +72,20 @@ def main() -> int:
         airflow(env, "db", "migrate")
         for dag_id in DAG_IDS:
             conf = json.dumps({"output_dir": str(output)}) if dag_id == "predone_lifecycle" else "{}"
-            print(f"Running {dag_id} (log: {shown(demo / f'{dag_id}.log')}) ...", flush=True)
-            ok = airflow(env, "dags", "test", dag_id, "--conf", conf, log=demo / f"{dag_id}.log", check=False)
+            print(f"Running {dag_id} (log: {shown(log_file(demo, dag_id))}) ...", flush=True)
+            ok = airflow(env, "dags", "test", dag_id, "--conf", conf, log=log_file(demo, dag_id), check=False)
             print(f"  {dag_id}: {'success' if ok else 'FAILED — see the log'}")
         state = emulator.state()
         if args.secrets_file:
             args.secrets_file.write_text(json.dumps(emulator.secrets()))
-    print_summary(output, state, time.monotonic() - started, home)
+    print_summary(output, state, time.monotonic() - started, home, demo)
     return 0 if all(run_state(d) == "success" for d in DAG_IDS) else 1
+
+
+def log_file(demo: Path, dag_id: str) -> Path:
+    """Where a DAG's run is logged: ``airflow dags test`` runs the tasks in its own process, so
+    every task's log is in its output (Airflow's log folder stays empty)."""
+    return demo / f"{dag_id}.log"
 
 
 def airflow(env: dict[str, str], *args: str, log: Path | None = None, check: bool = True) -> bool:
@@ -125,7 +132,22 @@ def shown(path: Path) -> Path:
     return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
-def print_summary(output: Path, state: dict[str, object], seconds: float, home: Path) -> None:
+def scoring_line(summary: dict[str, Any]) -> str:
+    """The same file is scored before and after the switch: say so, rather than add the two up."""
+    each = summary.get("rows_scored_each") or []
+    versions = summary.get("model_versions") or []
+    if len(each) != 2:
+        return f"{summary.get('rows_scored')} rows in all"
+    version = [f" by model version {v}" if v is not None else "" for v in [*versions, None, None][:2]]
+    return f"{each[0]} rows before the switch{version[0]}, the same {each[1]} after it{version[1]}"
+
+
+def logs_line(demo: Path, home: Path) -> str:
+    files = ", ".join(str(shown(log_file(demo, dag_id))) for dag_id in DAG_IDS)
+    return f"Task logs: {files} (Airflow home: {shown(home)})"
+
+
+def print_summary(output: Path, state: dict[str, object], seconds: float, home: Path, demo: Path) -> None:
     summary = xcom("predone_lifecycle", "summary") or {}
     aitems = xcom("aitems_train", "train") or {}
     before, after = summary.get("metrics_before") or {}, summary.get("metrics_after") or {}
@@ -141,14 +163,14 @@ def print_summary(output: Path, state: dict[str, object], seconds: float, home: 
     print(f"  accuracy before -> after retraining   {metric(before, 'accuracy')} -> {metric(after, 'accuracy')}")
     gate = "passed: switched to the retrained model" if summary.get("switched") else "refused: not switched"
     print(f"  quality gate       {gate}")
-    print(f"  rows scored        {summary.get('rows_scored')} (model versions served: {summary.get('model_versions')})")
+    print(f"  scored score.csv   {scoring_line(summary)}")
     print(f"  predictions        {shown(output)}/predictions_before.csv, predictions_after.csv")
     print("AiTEMS (aitems_train)")
     print(f"  trainings          {aitems.get('statuses')} in service {aitems.get('service_id')}")
     print("Emulator counters")
     keys = ("trainings_started", "retrain_jobs_started", "model_switches", "classifiers", "predictions")
     print("  " + ", ".join(f"{k}={state.get(k)}" for k in keys))
-    print(f"Done in {seconds:.0f} s. Airflow home and task logs: {shown(home)}")
+    print(f"Done in {seconds:.0f} s. {logs_line(demo, home)}")
 
 
 if __name__ == "__main__":

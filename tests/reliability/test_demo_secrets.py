@@ -63,6 +63,8 @@ def test_the_demo_prints_logs_and_stores_no_secret(tmp_path: Path) -> None:
     printed = result.stdout + result.stderr
     assert result.returncode == 0, printed[-5000:]
     assert "quality gate       passed" in printed
+    assert "500 rows before the switch by model version 1, the same 500 after it by model version 2" in printed
+    assert f"Task logs: {demo}/predone_lifecycle.log, {demo}/aitems_train.log" in printed  # checked below
 
     issued = json.loads(secrets_file.read_text())
     assert issued["secret_key"] == SECRET_KEY

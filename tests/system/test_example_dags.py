@@ -56,6 +56,7 @@ def test_predone_lifecycle(connections: EmulatorProcess, airflow_db, tmp_path) -
     summary = result.xcom("summary")
     assert summary["switched"] is True
     assert summary["rows_scored"] == 1000
+    assert summary["rows_scored_each"] == [500, 500]  # score.csv, before and after the switch
     assert summary["model_versions"] == [1, 2]  # scored before and after the switch
     assert summary["metrics_after"]["auc"] > summary["metrics_before"]["auc"]
     state = connections.state()

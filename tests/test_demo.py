@@ -1,0 +1,45 @@
+"""``make demo``'s summary says what it measured and where the logs really are (scripts/demo.py).
+
+The whole demo runs in ``tests/reliability/test_demo_secrets.py``, which also checks that the
+log files named here hold the task log lines.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from helpers import REPO
+
+
+def demo_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("demo_script", REPO / "scripts" / "demo.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_summary_says_the_same_file_was_scored_twice() -> None:
+    demo = demo_script()
+    summary = {"rows_scored": 1000, "rows_scored_each": [500, 500], "model_versions": [1, 2]}
+    line = demo.scoring_line(summary)
+    assert line == "500 rows before the switch by model version 1, the same 500 after it by model version 2"
+    assert "1000" not in line
+    assert demo.scoring_line({"rows_scored": 1000}) == "1000 rows in all"  # a summary of an older DAG
+
+
+def test_the_summary_names_the_log_files_the_demo_writes(tmp_path: Path) -> None:
+    demo = demo_script()
+    line = demo.logs_line(tmp_path, tmp_path / "airflow")
+    assert line == (
+        f"Task logs: {tmp_path}/predone_lifecycle.log, {tmp_path}/aitems_train.log (Airflow home: {tmp_path}/airflow)"
+    )
+    # ``airflow dags test`` runs the tasks in its own process: Airflow's log folder stays empty.
+    assert "logs" not in line.split("(")[1]
+    assert [demo.log_file(tmp_path, d) for d in demo.DAG_IDS] == [
+        tmp_path / "predone_lifecycle.log",
+        tmp_path / "aitems_train.log",
+    ]
