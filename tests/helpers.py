@@ -55,6 +55,9 @@ def airflow_home_environment(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # dag.test() runs each trigger inline, with no executor: no deferral race to wait out
+        # (docs/deferrable.md); the first poll comes one poll interval after the task's check.
+        "AIRFLOW__PREDONE__MIN_FIRST_POLL_DELAY": "0",
     }
 
 

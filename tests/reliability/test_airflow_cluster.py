@@ -220,7 +220,9 @@ def test_triggerer_killed_and_restarted_while_a_task_is_deferred(
     cluster: AirflowCluster, emulator: EmulatorProcess, observed: Observed
 ) -> None:
     fresh_run(emulator, observed)
-    emulator.configure(job_seconds=6.0)  # the retraining takes long enough to kill the triggerer mid-wait
+    # The retraining outlasts the trigger's first poll (10 s after deferring, see
+    # operators.base.first_poll_at) long enough to kill the triggerer mid-wait.
+    emulator.configure(job_seconds=16.0)
     run_id = "triggerer-restart"
     cluster.trigger_dag(DAG_ID, run_id)
     retrain_logs = cluster.logs / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=retrain"
