@@ -6,7 +6,8 @@ starts retraining), so that a retried task finds it and re-attaches instead of s
 second job. Airflow clears a task's XComs when it is retried, so XCom cannot hold it.
 
 Airflow 3.3+ has ``task_state_store`` for exactly this. Older 3.x releases get an Airflow
-Variable named after the task instance, deleted once the task succeeds. (Airflow's own
+Variable named after the task instance, deleted once the task succeeds or fails for good
+(:func:`clear_on_failure`: a retry still finds it). (Airflow's own
 ``ResumableJobMixin`` stores the id only *after* submitting, which leaves the window this
 provider must close, and does nothing before 3.3.)
 """
@@ -61,3 +62,24 @@ class TaskState:
             Variable.delete(self._variable)
         except Exception:  # absent already: nothing to clear
             return
+
+
+class _ClearRecord:
+    """An ``on_failure_callback`` (final failures only: a retry runs ``on_retry_callback``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, context: Any) -> None:
+        TaskState(context, self.name).clear()
+
+    def __repr__(self) -> str:
+        return f"clear retry record {self.name!r}"
+
+
+def clear_on_failure(callbacks: Any, name: str) -> list[Any]:
+    """The user's ``on_failure_callback`` (one or a list) plus one that deletes the record ``name``."""
+    existing = list(callbacks) if isinstance(callbacks, list | tuple) else ([callbacks] if callbacks else [])
+    if not any(isinstance(c, _ClearRecord) and c.name == name for c in existing):
+        existing.append(_ClearRecord(name))
+    return existing

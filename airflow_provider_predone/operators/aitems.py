@@ -40,6 +40,7 @@ class AitemsTrainOperator(JobOperator):
     template_fields: Sequence[str] = ("service_id", "train_types", "hp_config", "description")
     template_fields_renderers = {"hp_config": "json"}
     ui_color = "#e0f7fa"
+    task_state = "aitems_training"
     asset_alias = assets.AITEMS_UPDATES
 
     def __init__(

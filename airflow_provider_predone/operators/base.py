@@ -111,6 +111,9 @@ class JobOperator(ProviderOperator):
         outside the three sets fails the task at once instead of being waited on.
     """
 
+    #: the name of this operator's retry record (:mod:`.._task_state`), deleted on final failure too
+    task_state: str | None = None
+
     def __init__(
         self,
         *,
@@ -123,6 +126,10 @@ class JobOperator(ProviderOperator):
         running_statuses: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
+        if self.task_state:
+            from airflow_provider_predone._task_state import clear_on_failure
+
+            kwargs["on_failure_callback"] = clear_on_failure(kwargs.get("on_failure_callback"), self.task_state)
         super().__init__(**kwargs)
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable

@@ -167,6 +167,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
     )
     template_fields_renderers = {"config": "json", "column_info": "json"}
     ui_color = "#e8f0fe"
+    task_state = "training"
     asset_alias = assets.MODEL_UPDATES
 
     def __init__(
@@ -349,6 +350,7 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
 
     template_fields: Sequence[str] = ("model_id", "train_data", "eval_data", "upload_filename", "result_dir")
     ui_color = "#fef7e0"
+    task_state = "retrain_job"
     asset_alias = assets.MODEL_UPDATES
 
     def __init__(
@@ -607,6 +609,7 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
 
     template_fields: Sequence[str] = ("model_id", "ip_rules")
     ui_color = "#fce8e6"
+    task_state = "prediction_api"
 
     def __init__(
         self,
