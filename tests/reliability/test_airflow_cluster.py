@@ -65,7 +65,7 @@ def observed() -> Observed:
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorProcess]:
     # Builds of 2 s: the prediction API trigger stays in the trigger table long enough to be seen.
-    with EmulatorProcess(secret_key=SECRET_KEY, job_seconds=1.0, build_seconds=2.0) as process:
+    with EmulatorProcess(secret_key=SECRET_KEY, job_seconds=1.0, build_seconds=2.0, test_controls=True) as process:
         yield process
 
 
