@@ -106,6 +106,8 @@ with DAG(
             "rows_scored_each": [s.get("rows_scored", 0) for s in scored],  # the same file, before and after
             "model_versions": [s.get("model_version") for s in scored],
             "switched": bool(switched.get("switched")),
+            # The verdict (metric, both values, threshold), recorded on refusal too.
+            "quality_gate": switched.get("quality_gate"),
         }
 
     score_before >> retrain

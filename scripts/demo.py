@@ -147,6 +147,22 @@ def logs_line(demo: Path, home: Path) -> str:
     return f"Task logs: {files} (Airflow home: {shown(home)})"
 
 
+def verdict_line(gate: object) -> str:
+    """``auc 0.812 vs previous 0.580, threshold 0.580: accepted`` from the switch's recorded verdict."""
+    if not isinstance(gate, dict):
+        return "not recorded"
+    if gate.get("metric") is None:
+        return f"{gate.get('verdict')} ({gate.get('reason')})"
+
+    def number(value: object) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    return (
+        f"{gate['metric']} {number(gate.get('value'))} vs previous {number(gate.get('previous'))}, "
+        f"threshold {number(gate.get('threshold'))}: {gate.get('verdict')}"
+    )
+
+
 def print_summary(output: Path, state: dict[str, object], seconds: float, home: Path, demo: Path) -> None:
     summary = xcom("predone_lifecycle", "summary") or {}
     aitems = xcom("aitems_train", "train") or {}
@@ -163,6 +179,7 @@ def print_summary(output: Path, state: dict[str, object], seconds: float, home: 
     print(f"  accuracy before -> after retraining   {metric(before, 'accuracy')} -> {metric(after, 'accuracy')}")
     gate = "passed: switched to the retrained model" if summary.get("switched") else "refused: not switched"
     print(f"  quality gate       {gate}")
+    print(f"  gate verdict       {verdict_line(summary.get('quality_gate'))}")
     print(f"  scored score.csv   {scoring_line(summary)}")
     print(f"  predictions        {shown(output)}/predictions_before.csv, predictions_after.csv")
     print("AiTEMS (aitems_train)")

@@ -43,3 +43,12 @@ def test_the_summary_names_the_log_files_the_demo_writes(tmp_path: Path) -> None
         tmp_path / "predone_lifecycle.log",
         tmp_path / "aitems_train.log",
     ]
+
+
+def test_the_summary_shows_the_gate_verdict() -> None:
+    demo = demo_script()
+    gate = {"verdict": "accepted", "metric": "auc", "value": 0.8124, "previous": 0.5803, "threshold": 0.5803}
+    assert demo.verdict_line(gate) == "auc 0.812 vs previous 0.580, threshold 0.580: accepted"
+    custom = {"verdict": "refused", "reason": "quality_gate mine returned False"}
+    assert demo.verdict_line(custom) == "refused (quality_gate mine returned False)"
+    assert demo.verdict_line(None) == "not recorded"

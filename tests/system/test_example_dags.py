@@ -59,6 +59,13 @@ def test_predone_lifecycle(connections: EmulatorProcess, airflow_db, tmp_path) -
     assert summary["rows_scored_each"] == [500, 500]  # score.csv, before and after the switch
     assert summary["model_versions"] == [1, 2]  # scored before and after the switch
     assert summary["metrics_after"]["auc"] > summary["metrics_before"]["auc"]
+    gate = summary["quality_gate"]  # the verdict the demo prints (issue 16 point 4)
+    assert gate["verdict"] == "accepted"
+    assert (gate["metric"], gate["value"], gate["previous"]) == (
+        "auc",
+        summary["metrics_after"]["auc"],
+        summary["metrics_before"]["auc"],
+    )
     state = connections.state()
     assert (state["trainings_started"], state["retrain_jobs_started"], state["model_switches"]) == (1, 1, 1)
     assert (tmp_path / "predictions_after.csv").read_text().count("\n") == 501
