@@ -98,8 +98,21 @@ def _dagbag(folder: Path) -> Any:
     except ImportError:  # Airflow < 3.1
         from airflow.models.dagbag import DagBag
     bag = DagBag(str(folder), include_examples=False) if _dagbag_takes_examples(DagBag) else DagBag(str(folder))
-    assert not bag.import_errors, bag.import_errors
+    unexpected = {path: error for path, error in bag.import_errors.items() if not needs_newer_airflow(path, error)}
+    assert not unexpected, unexpected
     return bag
+
+
+#: example DAGs that need a newer Airflow than 3.0, with the message their parse fails with there
+NEWER_AIRFLOW_EXAMPLES = {"predone_retrain_with_approval.py": "needs Airflow 3.1 or newer"}
+
+
+def needs_newer_airflow(path: str, error: str) -> bool:
+    """An example DAG's expected parse error on Airflow 3.0 (human-in-the-loop needs 3.1)."""
+    from airflow import __version__
+
+    expected = NEWER_AIRFLOW_EXAMPLES.get(Path(path).name)
+    return __version__.startswith("3.0.") and expected is not None and expected in error
 
 
 def load_dag(folder: Path, dag_id: str) -> object:

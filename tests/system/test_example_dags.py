@@ -21,9 +21,10 @@ def test_example_dags_parse_without_import_errors(airflow_db) -> None:
     except ImportError:  # Airflow < 3.1
         from airflow.models.dagbag import DagBag
 
+    from airflow import __version__
+
     bag = DagBag(str(EXAMPLES))
-    assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {
+    expected = {
         "predone_train",
         "predone_lifecycle",
         "predone_retrain_and_switch",
@@ -31,6 +32,15 @@ def test_example_dags_parse_without_import_errors(airflow_db) -> None:
         "predone_score_on_switch",
         "aitems_train",
     }
+    if __version__.startswith("3.0."):
+        # No human-in-the-loop before 3.1: the approval example fails at parse, naming the version.
+        [(path, error)] = bag.import_errors.items()
+        assert path.endswith("predone_retrain_with_approval.py")
+        assert "needs Airflow 3.1 or newer" in error
+    else:
+        assert bag.import_errors == {}
+        expected.add("predone_retrain_with_approval")
+    assert set(bag.dag_ids) == expected
 
 
 def test_sample_data_is_what_the_generator_writes(tmp_path) -> None:
