@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 from helpers import EMULATOR_OPTIONS
-from network_support import Pki, ProxyProcess, make_pki
+from network_support import PROXY_PASSWORD, PROXY_USER, Pki, ProxyProcess, make_pki
 
 from airflow_provider_predone.emulator import EmulatorProcess
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-PROXY_USER, PROXY_PASSWORD = "airflow", "s3cret-proxy-pass"
 
 
 @pytest.fixture(scope="session")

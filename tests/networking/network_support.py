@@ -22,6 +22,7 @@ from airflow_provider_predone.emulator import EmulatorProcess
 HERE = Path(__file__).resolve().parent
 PROXY_SCRIPT = HERE / "forward_proxy.py"
 LISTENING = "proxy listening on "
+PROXY_USER, PROXY_PASSWORD = "airflow", "s3cret-proxy-pass"
 _PEER_LINE = re.compile(r"peer [\d.]+:(\d+) (\w+) (\S+)")
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROXY_PASSWORD, PROXY_USER
 from helpers import EXAMPLES, aitems_connection, predone_connection, run_dag
-from network_support import Pki, ProxyProcess, emulator_requests
+from network_support import PROXY_PASSWORD, PROXY_USER, Pki, ProxyProcess, emulator_requests
 
 from airflow_provider_predone.emulator import EmulatorProcess
 from airflow_provider_predone.exceptions import InvalidInputError, NetworkSettingsError
