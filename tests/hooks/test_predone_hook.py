@@ -232,7 +232,7 @@ def test_keys_given_in_the_connection_replace_the_secret_key(connections: Emulat
     issued = connections.state()["api_keys_issued"]
     assert list(PredictionOneHook("direct").list_models()) == []
     assert connections.state()["api_keys_issued"] == issued
-    with pytest.raises(AuthenticationError, match="no secret key"):
+    with pytest.raises(AuthenticationError, match=r"no Secret key \(password field\)"):
         PredictionOneHook("direct").get_api_key("train")
 
 
