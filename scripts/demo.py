@@ -55,7 +55,11 @@ def main() -> int:
 
     started = time.monotonic()
     with EmulatorProcess(
-        secret_key=args.secret_key, job_seconds=args.job_seconds, build_seconds=1.0, data_dir=str(demo / "emulator")
+        secret_key=args.secret_key,
+        job_seconds=args.job_seconds,
+        build_seconds=1.0,
+        data_dir=str(demo / "emulator"),
+        test_controls=args.secrets_file is not None,  # /_emulator/secrets only for the leak check
     ) as emulator:
         print(f"Emulator: {emulator.url}")
         env["AIRFLOW_CONN_PREDONE_DEFAULT"] = json.dumps(
