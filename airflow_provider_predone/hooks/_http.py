@@ -260,6 +260,17 @@ def warn_unverified(network: Networking, conn_id: str, log: logging.Logger | Any
         )
 
 
+def single_attempt_failure(base_url: str, exc: BaseException) -> str:
+    """
+    What a connection test reports when its one attempt failed transiently. Tests make a
+    single attempt: a person waits for the answer, and the retries meant for tasks would
+    keep a refused connection silent for half a minute.
+    """
+    if "refused" in str(exc).lower():
+        return f"Connection refused by {base_url}: nothing listens there; check the host. ({exc})"
+    return f"{base_url} failed the one attempt the test makes (tasks retry): {exc}"
+
+
 class SyncTransport:
     """
     Sends API requests and presigned transfers with one ``requests.Session`` (kept alive).

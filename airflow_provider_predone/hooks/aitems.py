@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_predone.exceptions import (
     AuthenticationError,
     InvalidInputError,
+    TransientApiError,
     UnexpectedResponseError,
 )
 from airflow_provider_predone.hooks._http import (
@@ -22,6 +24,7 @@ from airflow_provider_predone.hooks._http import (
     amask_network_secrets,
     mask_network_secrets,
     shared_session,
+    single_attempt_failure,
     warn_unverified,
 )
 from airflow_provider_predone.protocol import aitems as api
@@ -95,9 +98,20 @@ class AitemsHook(BaseHook):
         return self._transport.send(request, self.connection_info.headers_for(request), reconcile=reconcile)
 
     def test_connection(self) -> tuple[bool, str]:
-        """The UI's "Test" button: one signed call (list services); reports the gateway's answer."""
+        """
+        The UI's "Test" button and ``airflow connections test``: one signed call (list services)
+        in a single attempt, no retries (see :func:`..hooks._http.single_attempt_failure`).
+        """
         try:
-            services = self.list_services()
+            info = self.connection_info
+            once = SyncTransport(dataclasses.replace(info.settings, max_retries=0), api.map_error, self.log)
+            request = api.list_services()
+            try:
+                services = once.send(request, info.headers_for(request))
+            finally:
+                once.close()
+        except TransientApiError as exc:
+            return False, single_attempt_failure(self.connection_info.settings.base_url, exc)
         except Exception as exc:
             return False, str(exc)
         return (

@@ -28,6 +28,7 @@ from airflow_provider_predone.hooks._http import (
     amask_network_secrets,
     mask_network_secrets,
     shared_session,
+    single_attempt_failure,
     warn_unverified,
 )
 from airflow_provider_predone.protocol import predone as api
@@ -265,10 +266,7 @@ class PredictionOneHook(BaseHook):
             finally:
                 once.close()
         except TransientApiError as exc:
-            base_url = self.connection_info.settings.base_url
-            if "refused" in str(exc).lower():
-                return False, f"Connection refused by {base_url}: nothing listens there; check the host. ({exc})"
-            return False, f"{base_url} failed the one attempt the test makes (tasks retry): {exc}"
+            return False, single_attempt_failure(self.connection_info.settings.base_url, exc)
         except Exception as exc:
             return False, str(exc)
         mask_secret(issued.api_key)

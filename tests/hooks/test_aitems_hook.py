@@ -31,6 +31,30 @@ def test_test_connection_makes_one_signed_call(hook: AitemsHook) -> None:
     assert ok, message
 
 
+def test_test_connection_fails_fast_on_a_refused_port(monkeypatch) -> None:
+    """A real closed port on 127.0.0.1: one attempt, no retries, a message naming the refusal."""
+    import socket
+
+    import requests
+
+    attempts: list[str] = []
+    send = requests.Session.request
+
+    def counted(session: requests.Session, method: str, url: str, **kwargs: object) -> requests.Response:
+        attempts.append(url)  # a spy: the request still goes to the real closed port
+        return send(session, method, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", counted)
+    with socket.socket() as probe:  # bound but never listening: connections to it are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        monkeypatch.setenv("AIRFLOW_CONN_CLOSED", aitems_connection(f"http://127.0.0.1:{port}"))
+        ok, message = AitemsHook("closed").test_connection()
+    assert not ok
+    assert f"Connection refused by http://127.0.0.1:{port}" in message
+    assert len(attempts) == 1, attempts
+
+
 def test_wrong_secret_is_an_authentication_error_naming_the_connection(connections, monkeypatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_WRONG_SECRET", aitems_connection(connections.url, secret="not-the-secret"))
     hook = AitemsHook("wrong_secret")
