@@ -8,6 +8,7 @@ supported Airflow and runs a DAG there (scripts/wheel_check.py).
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -26,10 +27,17 @@ TOOLING = ("tests/", "benchmarks/", "scripts/", ".demo/", "example_dags/", "docs
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The sdist, and the wheel built from it (what ``python -m build`` does), in a temp dir."""
+    """The sdist, and the wheel built from it (what ``python -m build`` does), in a temp dir.
+
+    Built from a copy of the checkout: setuptools writes ``build/`` and ``*.egg-info`` beside the
+    sources, and pytest-xdist may run this fixture in two workers at once.
+    """
     out = tmp_path_factory.mktemp("dist")
+    source = out / "source"
+    skip = shutil.ignore_patterns(".git", ".venv*", ".demo", "build", "*.egg-info", "__pycache__", "_build", ".*_cache")
+    shutil.copytree(REPO, source, ignore=skip, symlinks=True)
     subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(out), str(REPO)],
+        [sys.executable, "-m", "build", "--outdir", str(out), str(source)],
         check=True,
         capture_output=True,
         timeout=600,
