@@ -100,6 +100,8 @@ class AirflowCluster:
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             **env,
         }
+        #: component name to ``airflow`` arguments (a subclass may run more, e.g. two triggerers)
+        self.components: dict[str, list[str]] = dict(COMPONENTS)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.started: dict[str, int] = {}
 
@@ -129,7 +131,7 @@ class AirflowCluster:
         self.started[component] = self.started.get(component, 0) + 1
         with self.output_of(component).open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *COMPONENTS[component]],
+                [sys.executable, "-m", "airflow", *self.components[component]],
                 env=self.env,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
@@ -161,7 +163,7 @@ class AirflowCluster:
 
     def up(self) -> AirflowCluster:
         self.cli("db", "migrate", timeout=300)
-        for component in COMPONENTS:
+        for component in self.components:
             self.start(component)
         wait_for("the api-server to listen", self._api_listening, timeout=120)
         wait_for("a live triggerer", lambda: self.live_jobs("TriggererJob"), timeout=120)
