@@ -290,8 +290,7 @@ def prepare_upload(
 def _lines(source: DataSource, text: IO[str], out: IO[bytes] | None) -> Iterator[str]:
     """
     The lines of ``text``, read a chunk at a time (each chunk also written to ``out`` as UTF-8
-    when given): splitting chunks in C keeps the pass near disk speed, where ``readline``
-    per line was ten times slower.
+    when given, whole, so the rest of the file can be copied without splitting it).
     """
     rest = ""
     while chunk := text.read(_SCAN_CHUNK):
