@@ -57,7 +57,10 @@ def status_list(field: str, statuses: Iterable[str] | None) -> list[str] | None:
     """A user's status set as a sorted list (it travels in trigger kwargs), or an error naming ``field``."""
     if statuses is None:
         return None
-    items = list(statuses) if not isinstance(statuses, str | bytes) else None
+    try:
+        items = None if isinstance(statuses, str | bytes) else list(statuses)
+    except TypeError:  # not iterable
+        items = None
     if items is None or not all(isinstance(s, str) and s for s in items):
         raise InvalidInputError(f"{field} must be a list of status strings, got {statuses!r}")
     return sorted(set(items))

@@ -111,7 +111,7 @@ async def test_a_retrain_message_with_an_unknown_status_is_a_failure(connections
     assert "purchased_premium" in event["message"]  # the vendor's message, naming the missing column
 
 
-@pytest.mark.parametrize("bad", ["finished", [1], [""]])
+@pytest.mark.parametrize("bad", ["finished", [1], [""], 3])
 def test_status_sets_are_checked_at_dag_parse(bad) -> None:
     from airflow_provider_predone.exceptions import InvalidInputError
     from airflow_provider_predone.operators.predone import PredictionOneTrainOperator
