@@ -231,7 +231,7 @@ def check_columns(source: DataSource, header: list[str], required: Mapping[str, 
 
 def prepare_upload(
     source: DataSource,
-    scratch: Path,
+    scratch: Path | None,
     *,
     encoding: str = UTF8,
     target: str | None = None,
@@ -247,16 +247,17 @@ def prepare_upload(
     training that could only fail is never started. A UTF-8 file with nothing to check is
     returned as it is, unread.
 
-    :param scratch: a folder of the caller's, for the transcoded file (one per input file).
+    :param scratch: a folder of the caller's, for the transcoded file (one per input file);
+        ``None`` only checks the positive value, writing nothing.
     :param encoding: a codec from :func:`check_encoding`.
     :raises InvalidInputError: if the file is not text in ``encoding``, is not CSV, or never
         holds ``positive`` in ``target`` (the error quotes some values it does hold).
     """
-    transcode = encoding != UTF8
+    transcode = encoding != UTF8 and scratch is not None
     values = _TargetValues(target, positive) if target is not None and positive is not None else None
     if not transcode and values is None:
         return source
-    destination = scratch / source.name
+    destination = (scratch or Path()) / source.name
     lines = 0
     with ExitStack() as stack:
         raw = stack.enter_context(source.open())

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_predone import assets, files
 from airflow_provider_predone._task_state import TaskState
 from airflow_provider_predone.exceptions import (
+    ApiError,
     InvalidInputError,
     JobNotFinishedError,
     MetricNotFoundError,
@@ -394,7 +395,22 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
             raise InvalidInputError(
                 f"upload_filename must be a plain file name ending in {suffix} (no '/' or '\\'), got {filename!r}"
             )
+        self._check_positive_value(model_id, train, encoding)
         return model_id, train, evaluation, filename
+
+    def _check_positive_value(self, model_id: int, train: files.DataSource, encoding: str) -> None:
+        """
+        A binary model's ``tv`` must occur in the new data, or the retraining (paid) could only
+        fail. The model's config comes from the model list; this reads the file once more.
+        """
+        try:
+            config = next((m.get("config") for m in self.hook.list_models() if m.get("model_id") == model_id), None)
+        except ApiError as exc:  # e.g. a connection holding only a retrain key: retrain unchecked, as before
+            self.log.info("Model %s's config could not be read (%s): its tv is not checked", model_id, exc)
+            return
+        if isinstance(config, Mapping) and config.get("tt") == "binary_classification" and config.get("tv"):
+            tc, tv = str(config.get("tc")), str(config["tv"])
+            files.prepare_upload(train, None, encoding=encoding, target=tc, positive=tv)
 
     def execute(self, context: Context) -> Any:
         model_id, train, evaluation, filename = self._prepare()

@@ -58,6 +58,7 @@ def world(emulator_process: EmulatorProcess, tmp_path_factory) -> dict[str, Any]
         "no_target": root / "no_target.csv",
         "dir.csv": root / "dir.csv",
         "tv_absent_late": root / "tv_absent_late.csv",
+        "no_positive": root / "no_positive.csv",
     }
     paths["empty"].write_bytes(b"")
     paths["header_only"].write_text(header + "\n")
@@ -68,6 +69,8 @@ def world(emulator_process: EmulatorProcess, tmp_path_factory) -> dict[str, Any]
     paths["text"].write_text(header + "\n")
     paths["no_target"].write_text("customer_id,age\nC1,30\n")
     paths["dir.csv"].mkdir()
+    # New data for the binary model below (tv "yes") in which nobody bought: its retraining could only fail.
+    paths["no_positive"].write_text((DATA / "new_month.csv").read_text().replace(",yes\n", ",no\n"))
     # 2 MiB of rows, none labelled 1 (1.0 would count, as the service compares numbers): only a
     # pass over the whole file, not its header, can tell.
     paths["tv_absent_late"].write_text("id,x,label\n" + "".join(f"{i},{i % 7},{i % 3 * 2}\n" for i in range(180_000)))
@@ -261,6 +264,12 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], Any], type[Exception], str]] =
     ),
     ("model id zero", retrain(model_id=0), InvalidInputError, "model_id must be a positive integer id"),
     ("retrain eval columns", retrain(eval_data="@no_target"), InvalidInputError, "lacks the training data's column(s)"),
+    (
+        "retrain data without the model's tv",
+        retrain(train_data="@no_positive"),
+        InvalidInputError,
+        "config: tv='yes' (the positive value) never occurs in the target column tc='purchased_premium'",
+    ),
     (
         "retrain path-like name",
         retrain(upload_filename="../escape.csv"),
