@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_predone import assets, files
+from airflow_provider_predone import assets, files, lineage
 from airflow_provider_predone._task_state import TaskState
 from airflow_provider_predone.exceptions import (
     ApiError,
@@ -72,6 +72,14 @@ class PredictionOneBaseOperator(ProviderOperator):
         from airflow_provider_predone.hooks.predone import PredictionOneHook
 
         return PredictionOneHook(predone_conn_id=self.predone_conn_id)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        lineage.keep_results(cls)  # what get_openlineage_facets_on_complete reports
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Called by the OpenLineage provider, when installed: see :mod:`..lineage`."""
+        return lineage.facets_on_complete(self)
 
     @contextmanager
     def open_result(
