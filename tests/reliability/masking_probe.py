@@ -18,6 +18,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_predone.operators.base import MIN_FIRST_POLL_DELAY
+
 
 class MaskingProbeTrigger(BaseTrigger):
     """Obtains a train API key through the provider's async client, then logs it."""
@@ -36,5 +38,8 @@ class MaskingProbeTrigger(BaseTrigger):
         async with PredictionOneHook(predone_conn_id=self.conn_id).async_client() as client:
             key = await client._api_key(Credential.TRAIN, None)
         self.log.info("masking probe (triggerer): the train API key is %s", key)
-        await asyncio.sleep(2)  # stays in the trigger table long enough for the test to read it
+        # In the trigger table long enough for the test to read it; and, like the provider's
+        # triggers, no event before the scheduler has taken in the deferring worker's exit, or
+        # Airflow fails the task (docs/deferrable.md, "Short jobs and a real scheduler").
+        await asyncio.sleep(MIN_FIRST_POLL_DELAY)
         yield TriggerEvent({"status": "success", "key_length": len(key)})
