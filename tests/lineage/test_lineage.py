@@ -135,3 +135,25 @@ def test_operators_work_and_nothing_imports_openlineage_without_the_provider(
     assert emulator.state()["trainings_started"] == 1
     assert list((tmp_path / "result").glob("*/model_summary.json"))  # the task ran to its end
     assert not (tmp_path / "events.jsonl").exists()  # nothing was emitted
+
+
+def test_object_storage_and_local_files_as_openlineage_datasets(tmp_path: Path) -> None:
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from airflow_provider_predone.lineage import input_file, location_name
+
+    attach(protocol="memory", fs=MemoryFileSystem())  # fsspec's in-process filesystem
+    stored = ObjectStoragePath("memory://bucket/in/train.csv")
+    stored.write_bytes((DATA / "train.csv").read_bytes())
+    assert location_name(stored) == ("memory://bucket", "in/train.csv")
+    assert location_name("s3://bucket/month/scores.csv") == ("s3://bucket", "month/scores.csv")
+    assert location_name(f"file://{tmp_path}/a.csv") == ("file", f"{tmp_path}/a.csv")
+    dataset = input_file(stored)
+    header = (DATA / "train.csv").read_text().splitlines()[0].split(",")
+    assert [f.name for f in dataset.facets["schema"].fields] == header
+    assert dataset.inputFacets == {}  # object storage is not downloaded again to count rows
+    local = input_file(DATA / "train.csv")
+    assert (local.namespace, local.name) == ("file", str(DATA / "train.csv"))
+    assert local.inputFacets["inputStatistics"].rowCount == len((DATA / "train.csv").read_text().splitlines()) - 1
