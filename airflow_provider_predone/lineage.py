@@ -126,8 +126,10 @@ def location_name(location: Any) -> tuple[str, str]:
     text = str(location)
     if protocol is not None and protocol != "file":  # ObjectStoragePath
         bucket = getattr(location, "bucket", "") or ""
-        key = getattr(location, "key", "") or ""
-        return f"{protocol}://{bucket}", key.lstrip("/")
+        key = (getattr(location, "key", "") or "").lstrip("/")
+        if not bucket and "/" in key:  # Airflow 3.0 finds no bucket in e.g. memory:// paths
+            bucket, key = key.split("/", 1)
+        return f"{protocol}://{bucket}", key
     if "://" in text and not text.startswith("file://"):
         parts = urlsplit(text)
         return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")
