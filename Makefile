@@ -47,7 +47,7 @@ reliability: $(STAMP)
 # when missing; apt's output is shown only when it fails.
 APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 cluster: $(STAMP)
-	$(BIN)/python -c 'import airflow.providers.celery, psycopg2' 2>/dev/null || \
+	$(BIN)/python -c 'import airflow.providers.celery, psycopg2, asyncpg' 2>/dev/null || \
 		$(BIN)/python -m pip install -q -e '.[cluster]' 'apache-airflow==$(AIRFLOW_VERSION)' $(CONSTRAINTS)
 	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		log=$$(mktemp) && { $(APT) update -q && $(APT) install -y -q postgresql redis-server; } >$$log 2>&1 \

@@ -51,7 +51,7 @@ class CeleryCluster(AirflowCluster):
                 "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64",
                 # A task whose worker died is failed (and retried) after this many seconds silent;
                 # 15 s failed a healthy task of the load on a 2-core machine at load average 13.
-                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
                 # A triggerer silent this long is dead: its triggers go to the other one.
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
@@ -129,6 +129,13 @@ class CeleryCluster(AirflowCluster):
                 if int(fields[2]) == group:  # field 5 of stat: the process group
                     out.append(int(entry.name))
         return out
+
+    def revive(self) -> list[str]:
+        """Start again every component that exited, as systemd's ``Restart=`` or Kubernetes would."""
+        exited = [name for name, process in self.processes.items() if process.poll() is not None]
+        for name in exited:
+            self.start(name)
+        return exited
 
     def kill_tree(self, component: str) -> list[int]:
         """
