@@ -183,8 +183,9 @@ def test_hostile_result_archives_are_refused_and_nothing_escapes(
     hostile.routes[f"/files/{case}.zip"] = serve_archive
     operator = PredictionOneTrainOperator(task_id="t", train_data="x.csv", model_name="m", config={})
     before = every_path(tmp_path)
-    with pytest.raises(UnsafeArchiveError) as raised:
-        operator.fetch_result(hostile.file_url(f"{case}.zip"), "Training result", str(results), "job-1")
+    opening = operator.open_result(hostile.file_url(f"{case}.zip"), "Training result", str(results), "job-1")
+    with pytest.raises(UnsafeArchiveError) as raised, opening:
+        pass
     assert SIGNATURE not in str(raised.value)
     # Nothing was written anywhere: not outside, not in the target (checked before extracting).
     assert every_path(tmp_path) == before, every_path(tmp_path) - before
@@ -201,8 +202,10 @@ def test_the_same_path_extracts_an_honest_archive(hostile: HostileServer, tmp_pa
 
     hostile.routes["/files/honest.zip"] = serve_archive
     operator = PredictionOneTrainOperator(task_id="t", train_data="x.csv", model_name="m", config={})
-    result = operator.fetch_result(hostile.file_url("honest.zip"), "Training result", str(tmp_path / "r"), "job-1")
-    assert result.metrics == {"auc": 0.9}
+    with operator.open_result(
+        hostile.file_url("honest.zip"), "Training result", str(tmp_path / "r"), "job-1"
+    ) as result:
+        assert result.metrics == {"auc": 0.9}
     assert sorted(every_path(tmp_path / "r" / "job-1")) == ["model_summary.json", "nested", "nested/column_info.csv"]
 
 
@@ -342,7 +345,12 @@ def test_unreadable_answers_give_typed_errors_that_say_what_came_back(
 @pytest.mark.parametrize(
     ("status", "body", "error", "expected"),
     [
-        (502, NGINX_502, TransientApiError, r"Train Status Check \(GET /models/results\) failed with HTTP 502"),
+        (
+            502,
+            NGINX_502,
+            TransientApiError,
+            r"Train Status Check \(GET /models/results\) for external_process_id=p-1 failed with HTTP 502",
+        ),
         (500, b"", TransientApiError, r"HTTP 500 and an empty body"),
         (404, b"<html>Not Found</html>", NotFoundError, r"HTTP 404: '<html>Not Found</html>'"),
         (200, b"<html>maintenance</html>", UnexpectedResponseError, r"not JSON: '<html>maintenance</html>'"),
