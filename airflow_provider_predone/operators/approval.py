@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_predone import assets
 from airflow_provider_predone.exceptions import MetricNotFoundError, QualityGateRejectedError
 from airflow_provider_predone.metrics import LOWER_IS_BETTER, GateVerdict, RetrainResult, verdict_of
 from airflow_provider_predone.operators.base import task_result
@@ -94,31 +93,13 @@ class PredictionOneApproveSwitchOperator(PredictionOneSwitchModelOperator, HITLO
         if verdict is not None:
             record["quality_gate"] = verdict.record()
             if not verdict.accepted:
-                self._refused(context, task_result({**record, "switched": False}), what, verdict)
+                refusal = f"The quality gate refused {what}: {verdict.reason}; nothing was switched"
+                self.not_switched(context, record, QualityGateRejectedError(refusal))
         context["ti"].xcom_push(key=REVIEW_KEY, value=task_result(record))
         self.subject = self.custom_subject or f"Switch Prediction One model {model_id} to retrain job {retrain_job_id}?"
         self.body = review_body(record, verdict)
         self.log.info("Asking for approval of %s", what)
         return HITLOperator.execute(self, context)
-
-    def finished_retrain(self) -> tuple[str, int, Any]:
-        """The retrain job and model ids, and the job's status (it must have succeeded)."""
-        from airflow_provider_predone.exceptions import JobNotFinishedError
-        from airflow_provider_predone.protocol import predone as api
-        from airflow_provider_predone.protocol.common import Phase, path_id
-
-        job = self.retrain_job_id if isinstance(self.retrain_job_id, Mapping) else {}
-        retrain_job_id = path_id(job.get("retrain_job_id", self.retrain_job_id), "retrain_job_id")
-        model_id = api.model_id_value(self.model_id if self.model_id is not None else job.get("model_id"))
-        status = self.hook.get_retrain_status(retrain_job_id, model_id)
-        if api.RETRAIN_STATUSES.classify(status.status) is not Phase.SUCCESS:
-            raise JobNotFinishedError(
-                f"Retrain Model Switch (retrain_job_id={retrain_job_id}, model_id={model_id}): the job is "
-                f"{status.status!r}, not finished, so the model cannot be switched",
-                endpoint="Retrain Model Switch",
-                vendor_message="Retrain job is not finished.",
-            )
-        return retrain_job_id, model_id, status
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:  # type: ignore[override]
         answer = HITLOperator.execute_complete(self, context, event)
@@ -137,28 +118,9 @@ class PredictionOneApproveSwitchOperator(PredictionOneSwitchModelOperator, HITLO
         what = f"retrain job {record['retrain_job_id']} of model {record['model_id']}"
         self.log.info("%s was %s by %s", what, record["approval"]["decision"], user.get("name"))
         if not approved:
-            self._rejected(context, {**record, "switched": False}, what, user.get("name"))
-        self.hook.switch_model(record["retrain_job_id"], record["model_id"])
-        self.log.info("Model %s now serves retrain job %s", record["model_id"], record["retrain_job_id"])
-        record["switched"] = True
-        service = self.hook.connection_info.service
-        extra = {"event": "switched", **record}
-        assets.emit(context, self.asset_alias, assets.serving_uri(service, record["model_id"]), extra)
-        return task_result(record)
-
-    def _rejected(self, context: Context, record: dict[str, Any], what: str, by: str | None) -> None:
-        """Record the rejection in XCom (a failed or skipped task returns nothing), then fail or skip."""
-        ti = context["ti"]
-        for key, value in record.items():
-            ti.xcom_push(key=key, value=value)
-        ti.xcom_push(key="return_value", value=record)
-        message = f"{by or 'The reviewer'} rejected {what}; nothing was switched"
-        if self.on_refusal == "skip":
-            from airflow.providers.common.compat.sdk import AirflowSkipException
-
-            self.log.warning("%s (on_refusal='skip': the task is skipped)", message)
-            raise AirflowSkipException(message)
-        raise ApprovalRejectedError(message)
+            rejection = f"{user.get('name') or 'The reviewer'} rejected {what}; nothing was switched"
+            self.not_switched(context, record, ApprovalRejectedError(rejection))
+        return self.switch(context, record)
 
 
 def data_sizes(result: RetrainResult) -> dict[str, int]:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_predone import assets, files, lineage
 from airflow_provider_predone._task_state import TaskState
@@ -27,7 +27,6 @@ from airflow_provider_predone.exceptions import (
     QualityGateRejectedError,
 )
 from airflow_provider_predone.metrics import (
-    GateVerdict,
     MetricsReader,
     RetrainResult,
     read_metrics,
@@ -557,11 +556,11 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         self.metrics_reader = metrics_reader
         self.result_dir = result_dir
 
-    def execute(self, context: Context) -> Any:
+    def finished_retrain(self) -> tuple[str, int, api.RetrainStatus]:
+        """The retrain job and model ids, and the job's status (it must have succeeded)."""
         job = self.retrain_job_id if isinstance(self.retrain_job_id, Mapping) else {}
         retrain_job_id = path_id(job.get("retrain_job_id", self.retrain_job_id), "retrain_job_id")
         model_id = api.model_id_value(self.model_id if self.model_id is not None else job.get("model_id"))
-        what = f"retrain job {retrain_job_id} of model {model_id}"
         status = self.hook.get_retrain_status(retrain_job_id, model_id)
         if api.RETRAIN_STATUSES.classify(status.status) is not Phase.SUCCESS:
             raise JobNotFinishedError(
@@ -570,6 +569,11 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
                 endpoint="Retrain Model Switch",
                 vendor_message="Retrain job is not finished.",
             )
+        return retrain_job_id, model_id, status
+
+    def execute(self, context: Context) -> Any:
+        retrain_job_id, model_id, status = self.finished_retrain()
+        what = f"retrain job {retrain_job_id} of model {model_id}"
         record: dict[str, Any] = {"retrain_job_id": retrain_job_id, "model_id": model_id}
         if self.quality_gate is not None:
             if not status.download_url:
@@ -593,7 +597,13 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
                 result.previous_metrics,
             )
             if not verdict.accepted:
-                self._refused(context, task_result({**record, "switched": False}), what, verdict)
+                refusal = f"The quality gate refused {what}: {verdict.reason}; nothing was switched"
+                self.not_switched(context, record, QualityGateRejectedError(refusal))
+        return self.switch(context, record)
+
+    def switch(self, context: Context, record: dict[str, Any]) -> dict[str, Any]:
+        """Switch the model to the retrain job in ``record``, emit the asset event, return the result."""
+        model_id, retrain_job_id = record["model_id"], record["retrain_job_id"]
         self.hook.switch_model(retrain_job_id, model_id)
         self.log.info("Model %s now serves retrain job %s", model_id, retrain_job_id)
         record["switched"] = True
@@ -601,19 +611,22 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         assets.emit(context, self.asset_alias, assets.serving_uri(self.hook.connection_info.service, model_id), extra)
         return task_result(record)
 
-    def _refused(self, context: Context, record: dict[str, Any], what: str, verdict: GateVerdict) -> None:
-        """Record the refusal in XCom (a failed or skipped task returns nothing), then fail or skip."""
+    def not_switched(self, context: Context, record: dict[str, Any], refusal: Exception) -> NoReturn:
+        """
+        Record why nothing was switched in XCom (a failed or skipped task returns nothing), then
+        fail with ``refusal`` or skip, as ``on_refusal`` says.
+        """
+        outcome = task_result({**record, "switched": False})
         ti = context["ti"]
-        for key, value in record.items():
+        for key, value in outcome.items():
             ti.xcom_push(key=key, value=value)
-        ti.xcom_push(key="return_value", value=record)
-        message = f"The quality gate refused {what}: {verdict.reason}; nothing was switched"
+        ti.xcom_push(key="return_value", value=outcome)
         if self.on_refusal == "skip":
             from airflow.providers.common.compat.sdk import AirflowSkipException
 
-            self.log.warning("%s (on_refusal='skip': the task is skipped)", message)
-            raise AirflowSkipException(message)
-        raise QualityGateRejectedError(message)
+            self.log.warning("%s (on_refusal='skip': the task is skipped)", refusal)
+            raise AirflowSkipException(str(refusal))
+        raise refusal
 
 
 # --- prediction APIs -------------------------------------------------------------------------------
