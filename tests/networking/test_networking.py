@@ -222,7 +222,7 @@ def test_without_verify_a_trigger_fails_at_once_with_the_error(
     connect(monkeypatch, tls_emulator)
     started = time.monotonic()
     event = first_event(train_trigger(timeout=3600))
-    assert time.monotonic() - started < 15  # not polled until the deadline
+    assert time.monotonic() - started < 120  # not polled until the 3,600 s deadline (slack for a busy machine)
     assert event["status"] == "error"
     assert event["error_type"] == "NetworkSettingsError"
     assert "could not be verified" in event["message"]

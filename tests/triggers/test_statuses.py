@@ -59,7 +59,7 @@ async def test_running_statuses_make_any_other_status_fail_fast(connections: Emu
     assert event["job_status"] == "running"
     assert "none of the status sets" in event["message"]
     assert f"external_process_id={epid}" in event["message"]
-    assert time.monotonic() - started < 10  # not the 60 s deadline
+    assert time.monotonic() - started < 45  # not the 60 s deadline (slack for a busy machine)
 
 
 async def test_an_unknown_status_is_waited_on_and_warned_about_once(connections: EmulatorProcess, capsys) -> None:
