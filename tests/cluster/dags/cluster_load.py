@@ -1,10 +1,13 @@
 """
-The cluster tests' load: hundreds of deferred waits in one DAG run — train and retrain
+The cluster tests' load: hundreds of deferred waits in DAG runs of 50 tasks — train and retrain
 operators (each starts its own job) and train and retrain sensors on jobs the test started,
 some of them with ``start_from_trigger=True`` (no worker at all until they resume).
 
 The sensors' job ids must be literals for ``start_from_trigger``, so the test writes them to
-``cluster_load.json`` beside this file before it links this file into the DAGs folder.
+``cluster_load_NN.json`` and links this file in as ``cluster_load_NN.py`` beside it: one small
+DAG per file. Every task run parses its DAG's file, and Airflow 3.3's triggerer deserialises a
+start_from_trigger task's whole DAG for each trigger (seen: 0.4 s each in a 300-task DAG, its
+heartbeat and event loop blocked for 26-36 s), so neither may pay for the other DAGs' tasks.
 """
 
 from __future__ import annotations
@@ -39,17 +42,14 @@ def load_dag(dag_id: str) -> DAG:
 if SPEC.exists():
     spec = json.loads(SPEC.read_text())
     poll = float(spec["poll_interval"])
-    # The sensors started from the triggerer get small DAGs of their own: Airflow 3.3's
-    # triggerer deserialises a start_from_trigger task's whole DAG for each trigger (seen:
-    # 0.4 s each in a 300-task DAG, its heartbeat and event loop blocked for 26-36 s).
-    train_sft, retrain_sft = load_dag("cluster_load_train_sft"), load_dag("cluster_load_retrain_sft")
-    with load_dag("cluster_load") as dag:
+    dag_id = Path(__file__).stem  # the link's name: cluster_load_00, cluster_load_01, ...
+    with load_dag(dag_id) as dag:
         for i in range(spec["train_operators"]):
             PredictionOneTrainOperator(
                 task_id=f"train_op_{i:03}",
                 train_data=str(DATA / "train.csv"),
                 eval_data=str(DATA / "eval.csv"),
-                model_name=f"load-{i}",
+                model_name=f"{dag_id}-{i}",
                 config=CONFIG,
                 deferrable=True,
                 poll_interval=poll,
@@ -64,7 +64,6 @@ if SPEC.exists():
             )
         for i, (external_process_id, from_trigger) in enumerate(spec["train_sensors"]):
             PredictionOneTrainSensor(
-                dag=train_sft if from_trigger else dag,
                 task_id=f"train_sensor_{i:03}",
                 external_process_id=external_process_id,
                 start_from_trigger=from_trigger,
@@ -74,7 +73,6 @@ if SPEC.exists():
             )
         for i, (retrain_job_id, model_id, from_trigger) in enumerate(spec["retrain_sensors"]):
             PredictionOneRetrainSensor(
-                dag=retrain_sft if from_trigger else dag,
                 task_id=f"retrain_sensor_{i:03}",
                 retrain_job_id=retrain_job_id,
                 model_id=model_id,
