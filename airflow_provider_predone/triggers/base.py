@@ -57,6 +57,8 @@ class StatusTrigger(BaseTrigger):
         a failure.
     :param first_poll_at: no status check before this Unix time (``None``: check at once). Set
         by a task that defers, see :func:`~..operators.base.first_poll_at`.
+    :param end_from_trigger: end the task here instead of resuming it on a worker (sensors
+        only, see :meth:`task_end`).
     """
 
     #: the vendor's status classification, replaced per instance by the user's sets
@@ -75,6 +77,7 @@ class StatusTrigger(BaseTrigger):
         failure_statuses: Iterable[str] | None = None,
         running_statuses: Iterable[str] | None = None,
         first_poll_at: float | None = None,
+        end_from_trigger: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if poll_interval <= 0:
@@ -89,6 +92,7 @@ class StatusTrigger(BaseTrigger):
         self.failure_statuses = sorted(failure_statuses) if failure_statuses is not None else None
         self.running_statuses = sorted(running_statuses) if running_statuses is not None else None
         self.first_poll_at = first_poll_at
+        self.end_from_trigger = end_from_trigger
         # What this run has seen, for logging each status change and each unknown status once.
         self._last_status: str | None = None
         self._last_details: dict[str, Any] = {}
@@ -123,6 +127,7 @@ class StatusTrigger(BaseTrigger):
                 "failure_statuses": self.failure_statuses,
                 "running_statuses": self.running_statuses,
                 "first_poll_at": self.first_poll_at,
+                "end_from_trigger": self.end_from_trigger,
             },
         )
 
@@ -133,7 +138,23 @@ class StatusTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # The event is yielded after the client is closed: a generator suspended inside an
         # ``async with`` cannot be closed cleanly by whoever stops iterating after one event.
-        yield await self.poll()
+        event = await self.poll()
+        yield self.task_end(event) if self.end_from_trigger else event
+
+    def task_end(self, event: TriggerEvent) -> TriggerEvent:
+        """
+        The event that ends a sensor's task in the triggerer, so it never takes a worker slot
+        to resume: on success the sensor's result as its XCom, otherwise the message logged
+        (the trigger's log is the task's log) and the task failed.
+        """
+        from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent
+
+        payload = dict(event.payload)
+        if payload["status"] == "success":
+            self.log.info("%s", payload["message"])
+            return TaskSuccessEvent(xcoms={"return_value": sensor_result(payload, self.job_ids())})
+        self.log.error("%s", payload["message"])
+        return TaskFailedEvent()
 
     async def poll(self) -> TriggerEvent:
         """Poll until the job ends or the deadline passes; the one event this trigger fires."""
@@ -254,6 +275,11 @@ def validate_event(event: dict[str, Any] | None, *required: str) -> dict[str, An
     if missing:
         raise exceptions.ApiError(f"Resumed with a success event lacking {missing}: {event!r}")
     return event
+
+
+def sensor_result(event: dict[str, Any], id_fields: Iterable[str]) -> dict[str, Any]:
+    """What a sensor returns (its XCom) for a success event: the job's ids and its status."""
+    return {**{key: event[key] for key in id_fields}, "status": event["status"], "job_status": event.get("job_status")}
 
 
 def run_inline(trigger: StatusTrigger) -> dict[str, Any]:

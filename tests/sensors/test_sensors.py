@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from helpers import DAGS, DATA, run_dag
 
 from airflow_provider_predone import files
 from airflow_provider_predone.emulator import EmulatorProcess
+from airflow_provider_predone.exceptions import InvalidInputError
 from airflow_provider_predone.hooks.aitems import AitemsHook
 from airflow_provider_predone.hooks.predone import PredictionOneHook
 from airflow_provider_predone.sensors.predone import PredictionOneRetrainSensor, PredictionOneTrainSensor
@@ -46,6 +48,26 @@ def test_sensors_succeed_and_fail_with_the_vendor_status(connections: EmulatorPr
     }
 
 
+def test_sensors_ended_in_the_trigger_succeed_with_their_result_or_fail(
+    connections: EmulatorProcess, airflow_db, capsys
+) -> None:
+    # Each still running at its sensor's first poke (a task takes seconds to start on a busy
+    # machine, and "failed" runs after "finished"), so both defer and their trigger ends them.
+    hook = PredictionOneHook()
+    connections.configure(job_seconds=10.0)
+    finished = start_training(hook, "purchased_premium")
+    connections.configure(job_seconds=25.0)
+    failed = start_training(hook, "missing_column")
+    result = run_dag(DAGS, "predone_sensors_ended_in_trigger", finished=finished, failed=failed)
+    assert result.states == {"finished": "success", "failed": "failed"}
+    # dag.test() resumes even a task its trigger ended, with the end state as the event: the
+    # sensor then returns its ids (a real triggerer pushes the trigger's result, tests/cluster).
+    assert result.xcom("finished") == {"external_process_id": finished, "status": "success", "job_status": None}
+    out = capsys.readouterr().out
+    assert "The trigger ended 'failed' as 'failed'" in out
+    assert "the target column 'missing_column' is not in the data" in out  # the reason, from the trigger
+
+
 def test_start_from_trigger_needs_no_worker_and_carries_no_secret(connections: EmulatorProcess) -> None:
     sensor = PredictionOneRetrainSensor(
         task_id="wait", retrain_job_id="job-1", model_id=7, start_from_trigger=True, poke_interval=5, timeout=600
@@ -62,6 +84,7 @@ def test_start_from_trigger_needs_no_worker_and_carries_no_secret(connections: E
         "success_statuses": None,
         "failure_statuses": None,
         "running_statuses": None,
+        "end_from_trigger": False,
         "deadline": None,
         "timeout": 600.0,
     }
@@ -77,3 +100,11 @@ async def test_a_trigger_built_from_start_trigger_args_runs_to_its_event(connect
     event = await asyncio.wait_for(PredictionOneTrainTrigger(**kwargs).run().__anext__(), 30)
     assert event.payload["status"] == "success"
     assert sensor.execute_complete({}, event.payload)["job_status"] == "finished"
+
+
+def test_end_from_trigger_needs_a_wait_in_the_triggerer() -> None:
+    with pytest.raises(InvalidInputError, match=r"end_from_trigger=True .* deferrable=True or start_from_trigger=True"):
+        PredictionOneTrainSensor(task_id="wait", external_process_id="p1", deferrable=False, end_from_trigger=True)
+    assert PredictionOneTrainSensor(
+        task_id="wait", external_process_id="p1", start_from_trigger=True, end_from_trigger=True
+    ).start_trigger_args.trigger_kwargs["end_from_trigger"]

@@ -171,7 +171,31 @@ def test_serialised_kwargs_hold_ids_and_never_secrets(hook: PredictionOneHook, c
         "failure_statuses",
         "running_statuses",
         "first_poll_at",
+        "end_from_trigger",
     }
+
+
+async def test_end_from_trigger_ends_the_task_with_the_sensor_result_or_fails_it(
+    hook: PredictionOneHook, capsys
+) -> None:
+    from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent
+    from airflow.utils.state import TaskInstanceState
+
+    finished, failed = start_training(hook), start_training(hook, {**CONFIG, "tc": "no_such_column"})
+    ended = roundtrip(train_trigger(finished, end_from_trigger=True))  # as a triggerer builds it
+    assert ended.end_from_trigger is True
+    async with asyncio.timeout(30):
+        success = await ended.run().__anext__()
+        failure = await train_trigger(failed, end_from_trigger=True).run().__anext__()
+    assert isinstance(success, TaskSuccessEvent)
+    assert success.task_instance_state == TaskInstanceState.SUCCESS
+    # The sensor's own result: what execute_complete would have returned on a worker.
+    assert success.xcoms == {
+        "return_value": {"external_process_id": finished, "status": "success", "job_status": "finished"}
+    }
+    assert isinstance(failure, TaskFailedEvent)
+    assert failure.task_instance_state == TaskInstanceState.FAILED
+    assert "no_such_column" in capsys.readouterr().out  # the reason, in the trigger's (the task's) log
 
 
 async def test_user_status_sets_replace_the_defaults(hook: PredictionOneHook) -> None:
