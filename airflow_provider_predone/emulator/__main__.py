@@ -36,7 +36,7 @@ _HELP = {
     "data_dir": "where uploads and results are stored (default: a temporary directory)",
     "verbose": "access log on stderr, with each request's client address and port",
     "test_controls": "turn on the test-only controls: fault injection, upload holds and the admin endpoints "
-    "that list every issued key or change the server (/_emulator/secrets, config, reset, expire-keys); "
+    "that list every issued key or change the server (/_emulator/secrets, config, reset, expire-keys, finish-jobs); "
     "for tests on a machine of your own, never on a shared one",
 }
 

@@ -131,6 +131,14 @@ class Aitems:
         self.services: dict[str, Service] = {}
         self.trainings: dict[tuple[str, str, str], Training] = {}
 
+    def finish_jobs(self) -> int:
+        """Every training still running ends now, with its final status."""
+        now = self._runtime.now()
+        running = [training for training in self.trainings.values() if training.timeline.stage(now) < 2]
+        for training in running:
+            training.timeline = training.timeline.ended_by(now)
+        return len(running)
+
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post(f"{PREFIX}/services", self.create_service),

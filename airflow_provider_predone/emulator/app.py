@@ -99,6 +99,9 @@ class Emulator:
         self.predone.expire_keys()
         return web.json_response({"expired": len(self.predone.api_keys)})
 
+    async def post_finish_jobs(self, request: web.Request) -> web.Response:
+        return web.json_response({"finished": self.predone.finish_jobs() + self.aitems.finish_jobs()})
+
     # Middlewares -------------------------------------------------------------------------------
 
     @web.middleware
@@ -176,6 +179,7 @@ class Emulator:
                     web.post(f"{ADMIN_PREFIX}reset", self.post_reset),
                     web.post(f"{ADMIN_PREFIX}config", self.post_config),
                     web.post(f"{ADMIN_PREFIX}expire-keys", self.post_expire_keys),
+                    web.post(f"{ADMIN_PREFIX}finish-jobs", self.post_finish_jobs),
                 ]
             )
         return app

@@ -335,6 +335,17 @@ class PredictionOne:
         for key in self.api_keys.values():
             key.expires = min(key.expires, now)
 
+    def finish_jobs(self) -> int:
+        """Every (re)training still running ends now, with the outcome its work gives."""
+        now = self._runtime.now()
+        jobs = [process.job for process in self.processes.values()]
+        jobs += [model.training for model in self.models.values()]
+        jobs += [retrain.job for retrain in self.retrain_jobs.values()]
+        running = {id(job): job for job in jobs if job is not None and job.timeline.stage(now) < 2}
+        for job in running.values():
+            job.timeline = job.timeline.ended_by(now)
+        return len(running)
+
     # Training ----------------------------------------------------------------------------------
 
     async def get_upload_urls(self, request: web.Request) -> web.Response:

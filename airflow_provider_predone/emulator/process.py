@@ -181,3 +181,8 @@ class EmulatorProcess:
     def expire_keys(self) -> None:
         """Every API key issued so far expires now."""
         self._admin("POST", "expire-keys", {})
+
+    def finish_jobs(self) -> int:
+        """Every training and retrain job still running ends now; answers how many."""
+        result: dict[str, int] = self._admin("POST", "finish-jobs", {})
+        return result["finished"]

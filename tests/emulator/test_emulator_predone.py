@@ -457,3 +457,20 @@ def test_a_repeated_create_model_trains_again(
         assert predone.call("POST", "/models", key, json=body).status_code == 200
     assert emulator.state()["trainings_started"] == 2
     assert predone.call("GET", "/models", key).json()["metadata"]["total"] == 2
+
+
+def test_finish_jobs_ends_every_running_job_now_with_its_outcome(
+    emulator: EmulatorProcess, predone: PredoneClient, trained: tuple[str, int], data: dict[str, Path]
+) -> None:
+    _, model_id = trained
+    emulator.configure(job_seconds=3600)
+    key = predone.key()
+    process_id = predone.upload_training_data(key, data["learn"])
+    body = {"external_process_id": process_id, "name": "long", "config": CHURN_CONFIG}
+    predone.call("POST", "/models", key, json=body).raise_for_status()
+    retrain_key, job_id = predone.start_retrain(model_id, data["retrain"], "retrain.csv")
+    assert predone.results(key, process_id)["status"] in ("waiting", "running")
+    assert emulator.finish_jobs() == 2  # the finished training of `trained` is not counted
+    assert poll(lambda: predone.results(key, process_id), lambda r: r["status"] != "running")["status"] == "finished"
+    assert predone.wait_retrain(retrain_key, job_id)["status"] == "job_finished"
+    assert emulator.finish_jobs() == 0
