@@ -503,7 +503,11 @@ class PredictionOneAsyncClient:
                 raise
             key = await self._api_key(request.credential, request.model_id)
             answer = await self._transport.send(request, {"x-api-key": key})
-        # The same secrets the sync hook masks, through the async-safe call.
+        # Status checks (the triggers') need no result URL: it is dropped rather than masked.
+        # Airflow's masker recompiles one pattern of every secret it holds on each new one, and a
+        # triggerer never forgets one: 300 finished jobs would cost its event loop 160 s of CPU
+        # (docs/scale.md). Keys, a handful per connection, are masked as in the sync hook.
+        answer = api.without_urls(answer)
         for secret in api.secrets_in(answer):
             await amask_secret(secret)
         return answer

@@ -515,9 +515,10 @@ _SECRET_QUERY = re.compile(r"\?[^\s'\"<>]*")
 
 
 def snippet(body: bytes | str, limit: int = 300) -> str:
-    """A short, single-line excerpt of an answer body for error messages."""
+    """A short, single-line excerpt of an answer body for error messages, without query strings
+    (a presigned URL's signature is in its query)."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = " ".join(text.split())
+    text = without_query(" ".join(text.split()))
     return text if len(text) <= limit else f"{text[:limit]}…"
 
 

@@ -15,9 +15,9 @@ import contextlib
 import ipaddress
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_predone.exceptions import (
     ApiError,
@@ -36,6 +36,7 @@ SERVICE_HOSTS: Mapping[str, str] = {
     "easy_predictive_analytics": "https://developer-api.easy-predictive-analytics.sony.com",
 }
 DEFAULT_SERVICE = "prediction_one"
+T = TypeVar("T")
 API_PATH = "/v1/external"
 
 # Only the success statuses are documented. The running and failure statuses below are the
@@ -632,6 +633,15 @@ def url_secrets(url: str | None) -> list[str]:
         if any(word in name.lower() for word in ("signature", "credential", "token", "key")) and len(value) > 4:
             found.append(value)
     return found
+
+
+def without_urls(answer: T) -> T:
+    """A status answer without its presigned URL, for callers that need only the status."""
+    if isinstance(answer, TrainStatus):
+        return replace(answer, result_url=None)  # type: ignore[return-value]  # T is TrainStatus here
+    if isinstance(answer, RetrainStatus):
+        return replace(answer, download_url=None)  # type: ignore[return-value]  # T is RetrainStatus here
+    return answer
 
 
 def secrets_in(answer: Any) -> list[str]:

@@ -37,3 +37,16 @@ def test_secrets_in_answers_cover_keys_and_presigned_urls() -> None:
     page = api.Page(items=[{"data_set_id": 1, "download_url": url}], offset=0, limit=30, total=1)
     assert url in api.secrets_in(page)
     assert api.secrets_in(api.RetrainStatus(status="job_running", retrain_job_id="j")) == []
+    # What the async side keeps of a status: no URL, so nothing to mask (see the triggers' test).
+    assert api.secrets_in(api.without_urls(status)) == []
+    retrain = api.RetrainStatus(status="job_finished", retrain_job_id="j", download_url=url)
+    assert api.without_urls(retrain) == api.RetrainStatus(status="job_finished", retrain_job_id="j")
+    assert api.without_urls(prediction_api) is prediction_api
+
+
+def test_answer_excerpts_in_errors_carry_no_query_string() -> None:
+    from airflow_provider_predone.protocol.common import snippet
+
+    body = b'{"status": "finished", "result_url": "https://s.example/r.zip?X-Signature=abcdef123456&e=1"}'
+    assert "abcdef123456" not in snippet(body)
+    assert snippet(body).startswith('{"status": "finished", "result_url": "https://s.example/r.zip?')

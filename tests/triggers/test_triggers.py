@@ -198,6 +198,27 @@ async def test_end_from_trigger_ends_the_task_with_the_sensor_result_or_fails_it
     assert "no_such_column" in capsys.readouterr().out  # the reason, in the trigger's (the task's) log
 
 
+async def test_a_trigger_masks_no_presigned_url(hook: PredictionOneHook, connections) -> None:
+    """
+    The result URL of a finished job is dropped on the async side, not registered with Airflow's
+    masker: its cost grows with every secret it holds (quadratic), and a triggerer holds them
+    for its lifetime; 300 finished jobs cost one 160 s of CPU before this (docs/scale.md).
+    """
+    try:
+        from airflow.sdk._shared.secrets_masker import _secrets_masker
+    except ImportError:  # Airflow < 3.2
+        from airflow.sdk.execution_time.secrets_masker import _secrets_masker
+
+    epids = [start_training(hook) for _ in range(3)]
+    await first_event(train_trigger(epids[0]))  # the train API key: masked once, as before
+    masked = len(_secrets_masker().patterns)
+    for epid in epids:
+        assert (await first_event(train_trigger(epid)))["status"] == "success"
+    assert len(_secrets_masker().patterns) == masked
+    signatures = connections.secrets()["url_signatures"]
+    assert len(signatures) >= 3  # each finished status handed out a presigned URL
+
+
 async def test_user_status_sets_replace_the_defaults(hook: PredictionOneHook) -> None:
     epid = start_training(hook)
     # Treat the first in-progress status as a failure: the user's set wins.
