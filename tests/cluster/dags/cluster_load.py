@@ -1,7 +1,7 @@
 """
 The cluster tests' load: hundreds of deferred waits in DAG runs of 50 tasks — train and retrain
 operators (each starts its own job) and train and retrain sensors on jobs the test started,
-some of them with ``start_from_trigger=True`` (no worker at all until they resume).
+most of them with ``start_from_trigger`` and ``end_from_trigger`` (no worker at all).
 
 The sensors' job ids must be literals for ``start_from_trigger``, so the test writes them to
 ``cluster_load_NN.json`` and links this file in as ``cluster_load_NN.py`` beside it: one small
@@ -62,21 +62,23 @@ if SPEC.exists():
                 deferrable=True,
                 poll_interval=poll,
             )
-        for i, (external_process_id, from_trigger) in enumerate(spec["train_sensors"]):
+        for i, (external_process_id, from_trigger, end_in_trigger) in enumerate(spec["train_sensors"]):
             PredictionOneTrainSensor(
                 task_id=f"train_sensor_{i:03}",
                 external_process_id=external_process_id,
                 start_from_trigger=from_trigger,
+                end_from_trigger=end_in_trigger,
                 deferrable=True,
                 poke_interval=poll,
                 timeout=1800,
             )
-        for i, (retrain_job_id, model_id, from_trigger) in enumerate(spec["retrain_sensors"]):
+        for i, (retrain_job_id, model_id, from_trigger, end_in_trigger) in enumerate(spec["retrain_sensors"]):
             PredictionOneRetrainSensor(
                 task_id=f"retrain_sensor_{i:03}",
                 retrain_job_id=retrain_job_id,
                 model_id=model_id,
                 start_from_trigger=from_trigger,
+                end_from_trigger=end_in_trigger,
                 deferrable=True,
                 poke_interval=poll,
                 timeout=1800,
