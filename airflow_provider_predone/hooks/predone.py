@@ -228,20 +228,25 @@ class PredictionOneHook(BaseHook):
         return answer
 
     def _forget_stale_key(self, request: ApiRequest[Any], headers: Mapping[str, str], exc: AuthenticationError) -> bool:
-        if exc.vendor_message not in api.STALE_KEY_MESSAGES or request.credential not in (
-            Credential.TRAIN,
-            Credential.RETRAIN,
+        """
+        Whether to try once more with a fresh key: an obtained train or retrain key refused as
+        inactive or unknown. It is dropped from the cache unless another call already replaced
+        it; either way the next try uses the current key.
+        """
+        info = self.connection_info
+        if (
+            exc.vendor_message not in api.STALE_KEY_MESSAGES
+            or request.credential not in (Credential.TRAIN, Credential.RETRAIN)
+            or info.direct_key(request.credential)
         ):
             return False
-        cache_key = self.connection_info.cache_key(request.credential, request.model_id)
-        dropped = API_KEYS.drop(cache_key, headers.get("x-api-key", ""))
-        if dropped:
+        if API_KEYS.drop(info.cache_key(request.credential, request.model_id), headers.get("x-api-key", "")):
             self.log.info(
                 "%s: the cached API key was refused (%s); obtaining a new one",
                 request.name,
                 exc.vendor_message,
             )
-        return dropped
+        return True
 
     def get_api_key(self, credential_type: str = "train", model_id: int | None = None) -> str:
         """T1 Get API Key (bypassing the cache). The key is masked in logs."""
@@ -498,9 +503,11 @@ class PredictionOneAsyncClient:
         try:
             answer = await self._transport.send(request, {"x-api-key": key})
         except AuthenticationError as exc:
-            cache_key = self.info.cache_key(request.credential, request.model_id)
-            if exc.vendor_message not in api.STALE_KEY_MESSAGES or not API_KEYS.drop(cache_key, key):
+            if exc.vendor_message not in api.STALE_KEY_MESSAGES or self.info.direct_key(request.credential):
                 raise
+            # Many triggers share one cached key: the first to see it refused drops it, the
+            # others find it replaced already; each tries once more with the current key.
+            API_KEYS.drop(self.info.cache_key(request.credential, request.model_id), key)
             key = await self._api_key(request.credential, request.model_id)
             answer = await self._transport.send(request, {"x-api-key": key})
         # Status checks (the triggers') need no result URL: it is dropped rather than masked.

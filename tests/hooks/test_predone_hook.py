@@ -197,6 +197,30 @@ def test_api_keys_are_cached_until_expiry(hook: PredictionOneHook, connections: 
     assert connections.state()["api_keys_issued"] == 2
 
 
+def test_a_cached_key_refused_under_many_concurrent_checks_is_replaced_once(
+    hook: PredictionOneHook, model: tuple[str, int], connections: EmulatorProcess
+) -> None:
+    """
+    A triggerer runs hundreds of status checks on one cached key. When the service stops
+    accepting it (expired early, revoked, the service restored from a backup), the first check
+    to be refused drops it and the others find it replaced: every check gets its answer, and
+    one new key is obtained.
+    """
+    epid = model[0]
+
+    async def checks(n: int) -> list[str]:
+        async with hook.async_client() as client:
+            return [
+                status.status for status in await asyncio.gather(*(client.get_train_status(epid) for _ in range(n)))
+            ]
+
+    assert asyncio.run(checks(1)) == ["finished"]
+    issued = connections.state()["api_keys_issued"]
+    connections.expire_keys()  # the cached key is now refused: Inactive_credential.
+    assert asyncio.run(checks(30)) == ["finished"] * 30
+    assert connections.state()["api_keys_issued"] == issued + 1
+
+
 def test_a_key_about_to_expire_is_renewed(connections: EmulatorProcess) -> None:
     connections.configure(api_key_ttl=60)  # inside the 5-minute renewal margin
     try:
