@@ -237,8 +237,18 @@ def sensor_options(kind: str, i: int) -> list[bool]:
     return [not on_worker, not (on_worker and i < RESUME_ON_WORKER[kind])]
 
 
+@pytest.fixture
+def load_dags(cluster: CeleryCluster) -> Iterator[None]:
+    """After a failed load run, its DAGs go (runs, tasks, triggers): the next test starts clean."""
+    yield
+    for dag_id in LOAD_DAGS:
+        if cluster.run_state(dag_id, "load") not in (None, "success"):
+            (cluster.dags_folder / f"{dag_id}.py").unlink(missing_ok=True)
+            cluster.cli("dags", "delete", dag_id, "--yes")
+
+
 @pytest.mark.timeout(900)
-@pytest.mark.usefixtures("connection")
+@pytest.mark.usefixtures("connection", "load_dags")
 def test_300_deferred_waits_hold_no_worker_and_survive_a_triggerer_kill(
     cluster: CeleryCluster, emulator: EmulatorProcess
 ) -> None:
