@@ -133,6 +133,16 @@ def airflow_env() -> dict[str, str]:
     return env
 
 
+def stop_group(process: subprocess.Popen[Any], grace: float) -> None:
+    """Stop a process started with ``start_new_session``, and all it started: TERM, then KILL."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 def airflow_bin() -> str:
     candidate = Path(sys.executable).with_name("airflow")
     return str(candidate) if candidate.exists() else "airflow"
@@ -183,12 +193,7 @@ def api_server(env: dict[str, str]) -> Iterator[str]:
     finally:
         if process.poll() is None:
             say("stopping the api-server")
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            stop_group(process, grace=20)
 
 
 # --- the browser -------------------------------------------------------------------------------
