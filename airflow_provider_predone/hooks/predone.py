@@ -88,6 +88,17 @@ class PredictionOneConnection:
             return self.retrain_api_key
         return None
 
+    def renews_refused_key(self, credential: Credential, exc: AuthenticationError) -> bool:
+        """
+        Whether a refused key is worth replacing once: a train or retrain key this provider
+        obtained (not one the user typed) that the service calls inactive or unknown.
+        """
+        return (
+            exc.vendor_message in api.STALE_KEY_MESSAGES
+            and credential in (Credential.TRAIN, Credential.RETRAIN)
+            and not self.direct_key(credential)
+        )
+
     def cache_key(self, credential: Credential, model_id: int | None) -> tuple[str, ...]:
         # The secret's fingerprint keeps keys of two accounts on one host apart, without
         # keeping the secret itself as a dictionary key.
@@ -234,11 +245,7 @@ class PredictionOneHook(BaseHook):
         it; either way the next try uses the current key.
         """
         info = self.connection_info
-        if (
-            exc.vendor_message not in api.STALE_KEY_MESSAGES
-            or request.credential not in (Credential.TRAIN, Credential.RETRAIN)
-            or info.direct_key(request.credential)
-        ):
+        if not info.renews_refused_key(request.credential, exc):
             return False
         if API_KEYS.drop(info.cache_key(request.credential, request.model_id), headers.get("x-api-key", "")):
             self.log.info(
@@ -503,7 +510,7 @@ class PredictionOneAsyncClient:
         try:
             answer = await self._transport.send(request, {"x-api-key": key})
         except AuthenticationError as exc:
-            if exc.vendor_message not in api.STALE_KEY_MESSAGES or self.info.direct_key(request.credential):
+            if not self.info.renews_refused_key(request.credential, exc):
                 raise
             # Many triggers share one cached key: the first to see it refused drops it, the
             # others find it replaced already; each tries once more with the current key.

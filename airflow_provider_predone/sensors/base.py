@@ -150,7 +150,7 @@ class JobSensor(BaseSensorOperator):
         if isinstance(event, str):  # dag.test() resumes even a task its trigger ended: the end state
             if event != "success":
                 raise JobFailedError(f"The trigger ended {self.task_id!r} as {event!r}; its log says why")
-            return {**self._ids(), "status": "success", "job_status": None}
+            return self._result()  # the ids; the job status stayed in the triggerer
         event = validate_event(event, *self.id_fields)
         self.log.info("%s", event.get("message"))
         return sensor_result(event, self.id_fields)
