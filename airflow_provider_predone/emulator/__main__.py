@@ -8,6 +8,8 @@ import dataclasses
 import signal
 from collections.abc import Sequence
 
+from airflow_provider_predone import _event_loop
+
 from .app import running
 from .config import EmulatorConfig
 
@@ -21,7 +23,7 @@ _HELP = {
     "build_seconds": "how long a prediction API stays building",
     "api_key_ttl": "lifetime of issued API keys, seconds",
     "url_ttl": "lifetime of presigned URLs, seconds",
-    "inference_latency_ms": "extra latency added to every inference request",
+    "inference_latency_ms": "time from an inference request's arrival to its answer",
     "fault_rate": "test support (--test-controls): probability that a request gets a transient fault",
     "fault_seed": "seed of the fault sequence",
     "slow_seconds": "how long a 'slow' fault holds the answer",
@@ -78,7 +80,7 @@ async def _serve(config: EmulatorConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the options, print the listening line and serve until SIGINT or SIGTERM."""
-    asyncio.run(_serve(parse_args(argv)))
+    _event_loop.run(_serve(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from airflow_provider_predone import _event_loop
+
 from .aitems import Aitems
 from .config import EmulatorConfig
 from .errors import ApiError
@@ -259,7 +261,7 @@ def serve_in_thread(**options: Any) -> Iterator[str]:
 
     def thread_main() -> None:
         try:
-            asyncio.run(serve())
+            _event_loop.run(serve())
         except BaseException as exc:
             if not started.done():
                 started.set_exception(exc)
