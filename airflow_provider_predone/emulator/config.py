@@ -38,7 +38,7 @@ class EmulatorConfig:
     :param build_seconds: how long a prediction API stays ``building``.
     :param api_key_ttl: lifetime of issued API keys, in seconds.
     :param url_ttl: lifetime of presigned URLs, in seconds.
-    :param inference_latency_ms: extra latency added to every inference request.
+    :param inference_latency_ms: time from an inference request's arrival to its answer.
     :param fault_rate: probability that a vendor request gets a transient fault.
     :param fault_seed: seed of the fault sequence.
     :param slow_seconds: how long a ``slow`` fault holds the answer.

@@ -9,7 +9,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from .learning import Model
+from .learning import Model, Prediction
 from .tabular import Table, read_csv
 
 _REASONS = 3
@@ -56,7 +56,7 @@ class InferenceRequest:
         if not isinstance(values.get("pr"), str):
             raise InvalidInput("input pr (base64 CSV) is required")
         try:
-            table = read_csv(io.BytesIO(base64.b64decode(values["pr"], validate=True)))
+            table = read_csv(base64.b64decode(values["pr"], validate=True))
         except (binascii.Error, ValueError) as exc:
             raise InvalidInput(f"input pr is not base64 CSV data: {exc}") from None
         if not table.rows:
@@ -97,15 +97,19 @@ class InferenceRequest:
                 + model.output_cells(prediction, not self.no_label)
                 + (cells if self.echo else [])
             )
-            ranked = sorted(prediction.contributions.items(), key=lambda item: (-abs(item[1]), item[0]))
-            reasons = [
-                cell for name, effect in ranked[:_REASONS] for cell in (f"{name}={row[name]}", repr(round(effect, 6)))
-            ]
-            analysis.append(numbering + reasons + [""] * (len(reason_columns) - len(reasons)))
+            if self.reasons:
+                analysis.append(numbering + _reasons(prediction, row, len(reason_columns)))
         outputs = [_output("prediction_valid.csv", valid)]
         if self.reasons:
             outputs.append(_output("prediction_analysis.csv", analysis))
         return outputs
+
+
+def _reasons(prediction: Prediction, row: dict[str, str], width: int) -> list[str]:
+    """The strongest ``_REASONS`` contributions as ``column=value`` and effect cells, padded to ``width``."""
+    ranked = sorted(prediction.contributions.items(), key=lambda item: (-abs(item[1]), item[0]))
+    cells = [cell for name, effect in ranked[:_REASONS] for cell in (f"{name}={row[name]}", repr(round(effect, 6)))]
+    return cells + [""] * (width - len(cells))
 
 
 def _output(name: str, rows: list[list[str]]) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import dataclasses
+import functools
 import hmac
 import ipaddress
 import uuid
@@ -150,6 +151,9 @@ class Classifier:
     rules: list[dict[str, Any]]
     active: bool = True
     is_editable: bool = True
+    _networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, bool]] = field(
+        default_factory=list, init=False, repr=False
+    )
 
     def status(self, now: float) -> str:
         if not self.active:
@@ -161,14 +165,30 @@ class Classifier:
         rules but no match the client is refused, without rules everyone is allowed."""
         if not self.rules:
             return True
-        try:
-            address = ipaddress.ip_address(remote or "")
-        except ValueError:
+        address = _address(remote or "")
+        if address is None:
             return False
-        for rule in sorted(self.rules, key=lambda rule: int(rule["priority"])):
-            if address in ipaddress.ip_network(rule["source"], strict=False):
-                return bool(rule["order"] == "allow")
+        for network, allow in self._networks:
+            if address in network:
+                return allow
         return False
+
+    def set_rules(self, rules: list[dict[str, Any]]) -> None:
+        """Replace the rules; their networks are parsed once here, not on every inference."""
+        self.rules = rules
+        ordered = sorted(rules, key=lambda rule: int(rule["priority"]))
+        self._networks = [(ipaddress.ip_network(r["source"], strict=False), r["order"] == "allow") for r in ordered]
+
+    def __post_init__(self) -> None:
+        self.set_rules(self.rules)
+
+
+@functools.lru_cache(maxsize=1024)
+def _address(remote: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(remote)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -263,6 +283,7 @@ class PredictionOne:
         self.data_sets: dict[int, DataSet] = {}
         self.retrain_jobs: dict[str, RetrainJob] = {}
         self.classifiers: dict[str, Classifier] = {}
+        self._inferences_in_flight = 0
         self._next_model_id = 1
         self._next_data_set_id = 1
 
@@ -642,7 +663,7 @@ class PredictionOne:
             if flag in body and not isinstance(body[flag], bool):
                 raise _body_error(f"{flag} must be a boolean")
         if "rules" in body:
-            classifier.rules = _validate_rules(body["rules"])
+            classifier.set_rules(_validate_rules(body["rules"]))
         classifier.active = body.get("active", classifier.active)
         classifier.is_editable = body.get("is_editable", classifier.is_editable)
         classifier.updated = self._runtime.now()
@@ -657,9 +678,25 @@ class PredictionOne:
     # Inference ---------------------------------------------------------------------------------
 
     async def infer(self, request: web.Request) -> web.Response:
-        latency = self._runtime.config.inference_latency_ms
-        if latency > 0:
-            await asyncio.sleep(latency / 1000)
+        """I1. ``inference_latency_ms`` is the time from the request's arrival to its answer, as
+        a remote service's latency holds its own work: the scoring happens within it, not after
+        it, so the emulator's CPU (on the client's machine) does not add to every answer."""
+        loop = asyncio.get_running_loop()
+        answer_at = loop.time() + self._runtime.config.inference_latency_ms / 1000
+        counters = self._runtime.counters
+        self._inferences_in_flight += 1
+        counters.max_inferences_in_flight = max(counters.max_inferences_in_flight, self._inferences_in_flight)
+        try:
+            try:
+                answer = await self._infer(request)
+            except PredoneError as error:  # errors take the latency too
+                answer = error.response()
+            await asyncio.sleep(max(0.0, answer_at - loop.time()))
+            return answer
+        finally:
+            self._inferences_in_flight -= 1
+
+    async def _infer(self, request: web.Request) -> web.Response:
         classifier = self.classifiers.get(request.match_info["classifier_id"])
         if classifier is None:
             raise PredoneError((4001030101, "NOT_FOUND_CLASSIFIER"), "Not found classifier")

@@ -31,6 +31,8 @@ class Counters:
     model_switches: int = 0
     classifiers: int = 0
     predictions: int = 0
+    # The most inference requests in the service at once (a client's concurrency, seen from here).
+    max_inferences_in_flight: int = 0
     aitems_trainings_started: int = 0
     api_keys_issued: int = 0
     requests: int = 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -474,3 +476,24 @@ def test_finish_jobs_ends_every_running_job_now_with_its_outcome(
     assert poll(lambda: predone.results(key, process_id), lambda r: r["status"] != "running")["status"] == "finished"
     assert predone.wait_retrain(retrain_key, job_id)["status"] == "job_finished"
     assert emulator.finish_jobs() == 0
+
+
+def test_inference_latency_holds_concurrent_requests_side_by_side(
+    emulator: EmulatorProcess, predone: PredoneClient, trained: tuple[str, int]
+) -> None:
+    """Four requests at once each take the latency (not less), and the service holds all four
+    at the same time, as the counter a client's concurrency is checked with says."""
+    key, model_id = trained
+    classifier = predone.deploy(key, model_id)
+    emulator.configure(inference_latency_ms=400)
+
+    def timed() -> tuple[float, int]:
+        started = time.monotonic()
+        answer = infer(classifier, ROWS)
+        return time.monotonic() - started, answer.status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: timed(), range(4)))
+    assert all(status == 200 for _, status in results)
+    assert min(seconds for seconds, _ in results) >= 0.4
+    assert emulator.state()["max_inferences_in_flight"] == 4

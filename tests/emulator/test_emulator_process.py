@@ -160,6 +160,7 @@ def test_admin_config_secrets_and_reset(
         "model_switches": 0,
         "classifiers": 0,
         "predictions": 0,
+        "max_inferences_in_flight": 0,
         "aitems_trainings_started": 0,
         "api_keys_issued": 0,
         "requests": 0,
