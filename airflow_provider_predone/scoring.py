@@ -2,8 +2,10 @@
 Batch scoring through a prediction API: a CSV of any size, one row per request, a bounded
 number of requests in flight, results written in input order.
 
-Memory stays constant: rows are read as they are sent and written as their answers arrive;
-at most ``concurrency`` rows (and their answers) are held at once.
+A slot is refilled as soon as any answer arrives, not only the oldest: under load answers
+overtake each other, and waiting for the oldest left slots idle (benchmark P4: about a tenth
+of the rate at 32 in flight). Memory stays constant: rows are read as they are sent, and
+answers wait for their turn to be written in a window of ``WINDOW * concurrency`` rows at most.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_predone import files
+from airflow_provider_predone import _event_loop, files
 from airflow_provider_predone.exceptions import ApiError, InvalidInputError, UnexpectedResponseError
 from airflow_provider_predone.protocol import predone as api
 
@@ -28,6 +30,7 @@ PREDICTIONS = "prediction_valid.csv"
 REASONS = "prediction_analysis.csv"
 ROW_NUMBER = "row_number"
 PROGRESS_EVERY = 10.0  # seconds between progress lines
+WINDOW = 4  # rows sent but not yet written, per slot: how far answers may run ahead of the oldest
 
 
 @dataclass
@@ -104,20 +107,35 @@ class BatchScorer:
     def run(self, source: files.DataSource, output: Any, reasons: Any | None) -> ScoreCounts:
         with files.open_for_writing(output) as out:
             if reasons is None:
-                return asyncio.run(self._score(source, _Sink(out, PREDICTIONS), None))
+                return _event_loop.run(self._score(source, _Sink(out, PREDICTIONS), None))
             with files.open_for_writing(reasons) as reasons_out:
-                return asyncio.run(self._score(source, _Sink(out, PREDICTIONS), _Sink(reasons_out, REASONS)))
+                return _event_loop.run(self._score(source, _Sink(out, PREDICTIONS), _Sink(reasons_out, REASONS)))
 
     async def _score(self, source: files.DataSource, predictions: _Sink, reasons: _Sink | None) -> ScoreCounts:
         counts = ScoreCounts()
         started = last_report = time.monotonic()
         async with self.hook.async_client() as client:
             pending: deque[asyncio.Task[tuple[int, api.InferenceResult]]] = deque()
+            slots = asyncio.Semaphore(self.concurrency)
+            failed = False
+
+            def finished(task: asyncio.Task[Any]) -> None:
+                nonlocal failed
+                slots.release()
+                failed = failed or (not task.cancelled() and task.exception() is not None)
+
             try:
                 for row_number, request_csv in self._requests(source):
+                    await slots.acquire()
+                    if failed:  # no new row after a failure; the rows before it are written below
+                        break
                     counts.rows_in += 1
-                    pending.append(asyncio.create_task(self._score_row(client, row_number, request_csv)))
-                    if len(pending) >= self.concurrency:
+                    task = asyncio.create_task(self._score_row(client, row_number, request_csv))
+                    task.add_done_callback(finished)
+                    pending.append(task)
+                    while pending and pending[0].done():
+                        self._write(pending.popleft().result(), predictions, reasons, counts)
+                    if len(pending) >= WINDOW * self.concurrency:
                         self._write(await pending.popleft(), predictions, reasons, counts)
                     if time.monotonic() - last_report >= PROGRESS_EVERY:
                         last_report = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
 import subprocess
@@ -306,6 +307,36 @@ def test_bad_connection_settings_name_the_field(monkeypatch, extra, message) -> 
     monkeypatch.setenv("AIRFLOW_CONN_SVC", json.dumps({"conn_type": "predone", "password": "x", "extra": extra}))
     with pytest.raises(InvalidInputError, match=message):
         _ = PredictionOneHook("svc").connection_info
+
+
+def test_batch_scoring_keeps_input_order_when_answers_overtake(
+    prediction_api: api.PredictionApi, connections: EmulatorProcess, tmp_path: Path
+) -> None:
+    """Some answers are held back (the emulator's "slow" fault, others are retried) and later rows
+    finish first: the service never holds more than `concurrency` requests, all of them at
+    times, and the output follows the input, every row once."""
+    from airflow_provider_predone.operators.predone import PredictionOneBatchPredictOperator
+
+    connections.configure(fault_rate=0.1, fault_seed=7, slow_seconds=0.3, inference_latency_ms=5)
+    output = tmp_path / "scores.csv"
+    scored = PredictionOneBatchPredictOperator(
+        task_id="score",
+        classifier_id=prediction_api.classifier_id,
+        input_data=str(DATA / "score.csv"),
+        output_data=str(output),
+        id_column="customer_id",
+        concurrency=4,
+    ).execute({})  # type: ignore[arg-type]  # no task context is needed to score
+    state = connections.state()
+    assert state["faults"]["slow"] > 0
+    assert state["max_inferences_in_flight"] == 4
+    with output.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with (DATA / "score.csv").open(newline="") as handle:
+        inputs = list(csv.DictReader(handle))
+    assert scored["rows_scored"] == len(inputs) == 500
+    assert [r["row_number"] for r in rows] == [str(i) for i in range(1, 501)]
+    assert [r["customer_id"] for r in rows] == [r["customer_id"] for r in inputs]
 
 
 def test_secrets_are_masked(hook: PredictionOneHook, prediction_api: api.PredictionApi, connections) -> None:
