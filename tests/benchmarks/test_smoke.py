@@ -82,11 +82,11 @@ def test_p4_reports_each_concurrency_against_its_ceiling() -> None:
     progress: list[str] = []
     line = p4_scoring.run(settings, log=progress.append)
     assert line.startswith("P4 latency=20ms added, ")
-    assert "ms measured (one client)" in line
+    assert "ms measured (concurrency 1)" in line
     assert "c=8: " in line
     assert "c=32: " in line
     assert line.count("of ceiling") == 2
-    assert any(entry.startswith("P4 one_client") for entry in progress)
+    assert any(entry.startswith("P4 operator c=1 ") for entry in progress)
 
 
 def test_cli_rejects_unknown_benchmarks(capsys: pytest.CaptureFixture[str]) -> None:
