@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import dataclasses
-import functools
 import hmac
 import ipaddress
 import uuid
@@ -165,8 +164,9 @@ class Classifier:
         rules but no match the client is refused, without rules everyone is allowed."""
         if not self.rules:
             return True
-        address = _address(remote or "")
-        if address is None:
+        try:
+            address = ipaddress.ip_address(remote or "")
+        except ValueError:
             return False
         for network, allow in self._networks:
             if address in network:
@@ -181,14 +181,6 @@ class Classifier:
 
     def __post_init__(self) -> None:
         self.set_rules(self.rules)
-
-
-@functools.lru_cache(maxsize=1024)
-def _address(remote: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(remote)
-    except ValueError:
-        return None
 
 
 @dataclass
