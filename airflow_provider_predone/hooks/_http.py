@@ -150,6 +150,10 @@ def _chain_text(exc: BaseException) -> str:
 
 
 _VERIFY_FAILED = re.compile(r"certificate verify failed:?\s*([^()|\]'\"]*)", re.IGNORECASE)
+# A proxy's refusal as requests words it ("Tunnel connection failed: 407 Proxy Authentication
+# Required"); the status alone, as a word: a bare "407" also turns up inside object addresses
+# and port numbers of the same message ("...HTTPSConnection object at 0x7f4576407a90").
+_STATUS_407 = re.compile(r"\b407\b")
 _CLIENT_CERT_REFUSED = ("CERTIFICATE_REQUIRED", "certificate required", "ALERT_BAD_CERTIFICATE", "ALERT_UNKNOWN_CA")
 
 
@@ -163,7 +167,7 @@ def network_failure(label: str, endpoint: str, url: str, exc: BaseException, net
     host = _host(url)
     proxy = proxy_in_use(url, network)
     status = getattr(exc, "status", None) if isinstance(exc, aiohttp.ClientHttpProxyError) else None
-    if status == 407 or (proxy and "407" in text and "proxy" in text.lower()):
+    if status == 407 or (proxy and _STATUS_407.search(text) and "proxy" in text.lower()):
         return proxy_refused_credentials(label, endpoint, proxy)
     match = _VERIFY_FAILED.search(text)
     if match or "CERTIFICATE_VERIFY_FAILED" in text:

@@ -368,6 +368,29 @@ def test_an_unreachable_proxy_is_named_without_credentials(
     assert PROXY_PASSWORD not in str(failure.value)
 
 
+def test_a_407_inside_an_address_is_not_a_proxy_refusal() -> None:
+    """The unreachable-proxy test above failed once on a 407 that was no status: requests'
+    message quotes an object address (0x...407...), and "proxy" is in it too."""
+    import requests
+
+    from airflow_provider_predone.exceptions import NetworkSettingsError, TransientApiError
+    from airflow_provider_predone.hooks._http import network_failure
+    from airflow_provider_predone.protocol.common import Networking
+
+    proxy = f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:9"
+    network = Networking(proxies=(("https", proxy),), trust_env=False)
+    unreachable = requests.exceptions.ProxyError(
+        "Unable to connect to proxy",
+        OSError("<urllib3.connection.HTTPSConnection object at 0x7f4576407a90>: Failed to establish a new connection"),
+    )
+    refused = requests.exceptions.ProxyError(
+        "Unable to connect to proxy", OSError("Tunnel connection failed: 407 Proxy Authentication Required")
+    )
+    url = "https://127.0.0.1:34071/v1/external/api-key"
+    assert type(network_failure("Get API Key", "Get API Key", url, unreachable, network)) is TransientApiError
+    assert isinstance(network_failure("Get API Key", "Get API Key", url, refused, network), NetworkSettingsError)
+
+
 def test_verify_false_works_and_warns_once_per_hook(
     tls_emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
