@@ -512,17 +512,19 @@ def output_location(field: str, data: Any) -> Any:
 @contextmanager
 def open_for_writing(location: Any) -> Iterator[IO[bytes]]:
     """
-    Write a result so that readers never see half of it: locally via a ``.part`` file renamed
-    at the end (removed on failure); object storage writes the object when the stream closes.
+    Write a result so that readers never see half of it: through a ``.part`` file (or object)
+    beside it, moved into place at the end and removed on failure, which leaves whatever was
+    there before as it was. (An object store's stream alone writes what it has when it closes,
+    failure or not; its move is a copy on the server.)
     """
-    if not isinstance(location, Path):
-        with location.open("wb") as stream:
-            yield stream
-        return
     partial = location.with_name(f".{location.name}.part")
     try:
         with partial.open("wb") as stream:
             yield stream
-        partial.replace(location)
-    finally:
+        if isinstance(location, Path):
+            partial.replace(location)
+        else:
+            location.fs.mv(partial.path, location.path)
+    except BaseException:
         partial.unlink(missing_ok=True)
+        raise

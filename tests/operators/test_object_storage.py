@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
+
+import pytest
 
 from helpers import DAGS, DATA, run_dag
 
@@ -52,3 +55,28 @@ def test_an_object_storage_path_object_is_accepted(connections: EmulatorProcess)
     hook = PredictionOneHook()
     sent = hook.upload(hook.get_upload_urls().learn_data_set_upload_url, source, label="object")
     assert sent == connections.state()["bytes_uploaded"] == (DATA / "train.csv").stat().st_size
+
+
+@pytest.mark.parametrize("where", ["local", "object storage"])
+def test_a_failed_write_leaves_the_previous_result_and_no_part(where: str, tmp_path: Path) -> None:
+    """An object store's stream writes what it holds when it closes, failure or not: written
+    directly, a run that failed half-way would leave half a CSV that looks whole."""
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from airflow_provider_predone import files
+
+    attach(protocol="memory", fs=MemoryFileSystem())
+    location = tmp_path / "scores.csv" if where == "local" else ObjectStoragePath("memory://failed-write/out/scores.csv")
+    location.write_bytes(b"row_number,prediction\n1,yes\n")
+    with pytest.raises(RuntimeError, match="row 2 failed"), files.open_for_writing(location) as stream:
+        stream.write(b"row_number,prediction\n1,no\n")
+        raise RuntimeError("row 2 failed")
+    assert location.read_bytes() == b"row_number,prediction\n1,yes\n"
+    assert [p.name for p in location.parent.iterdir()] == ["scores.csv"]
+
+    with files.open_for_writing(location) as stream:
+        stream.write(b"row_number,prediction\n1,no\n2,yes\n")
+    assert location.read_bytes() == b"row_number,prediction\n1,no\n2,yes\n"
+    assert [p.name for p in location.parent.iterdir()] == ["scores.csv"]
