@@ -53,7 +53,8 @@ class ApiRequest(Generic[T]):
     :param parse: turns the decoded JSON body (``None`` for an empty body) into the result.
     :param params: query parameters, encoded once into :attr:`target` so that a request
         signature covers exactly the bytes sent.
-    :param json: JSON body, if any.
+    :param json: JSON body, if any; ``bytes`` are a body encoded already (inference builds its
+        body around each row's base64 without encoding the rest again).
     :param credential: which key authorises the call.
     :param model_id: the model a ``RETRAIN`` key must be bound to.
     :param idempotent: whether sending it twice is harmless. A non-idempotent request whose
@@ -90,8 +91,8 @@ class ApiRequest(Generic[T]):
         return f"{self.name} ({self.method} {path})" + (f" for {self.subject}" if self.subject else "")
 
     def body(self) -> bytes | None:
-        if self.json is None:
-            return None
+        if self.json is None or isinstance(self.json, bytes):
+            return self.json
         return json.dumps(self.json, ensure_ascii=False).encode()
 
 

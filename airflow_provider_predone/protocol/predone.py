@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import ipaddress
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -600,8 +602,17 @@ class InferenceResult:
 
 def infer(url: str, csv_bytes: bytes, options: InferenceOptions) -> ApiRequest[InferenceResult]:
     """I1 Inference: ``csv_bytes`` is a header row plus data row(s)."""
+    before, after = _inference_body(options)
+    body = before + base64.b64encode(csv_bytes) + after
+    return ApiRequest("Inference", "POST", url, _inference_result, json=body, credential=Credential.CLASSIFIER)
+
+
+@functools.lru_cache(maxsize=32)
+def _inference_body(options: InferenceOptions) -> tuple[bytes, bytes]:
+    """The encoded body before and after ``pr``'s base64: one ``json.dumps`` per options, not
+    per row (batch scoring sends a row per request; base64 needs no JSON escaping)."""
     inputs: list[dict[str, Any]] = [
-        {"name": "pr", "type": "csv", "data": base64.b64encode(csv_bytes).decode("ascii")},
+        {"name": "pr", "type": "csv", "data": _BASE64_PLACEHOLDER.decode()},
         {"name": "ar", "type": "bool", "data": options.ar},
         {"name": "ad", "type": "bool", "data": options.ad},
         {"name": "nc", "type": "bool", "data": options.nc},
@@ -609,13 +620,18 @@ def infer(url: str, csv_bytes: bytes, options: InferenceOptions) -> ApiRequest[I
     ]
     if options.pc:
         inputs.append({"name": "pc", "type": "string", "data": options.pc})
+    # pr comes first: nothing before its placeholder is the caller's text, so the first split holds.
+    before, after = json.dumps({"inputs": inputs}, ensure_ascii=False).encode().split(_BASE64_PLACEHOLDER, 1)
+    return before, after
 
-    def parse(payload: Any) -> InferenceResult:
-        body = _dict(payload)
-        outputs = {str(o["name"]): base64.b64decode(o["data"], validate=True) for o in body["outputs"]}
-        return InferenceResult(version=_optional_int(body.get("version")), outputs=outputs)
 
-    return ApiRequest("Inference", "POST", url, parse, json={"inputs": inputs}, credential=Credential.CLASSIFIER)
+_BASE64_PLACEHOLDER = b"@base64@"
+
+
+def _inference_result(payload: Any) -> InferenceResult:
+    body = _dict(payload)
+    outputs = {str(o["name"]): base64.b64decode(o["data"], validate=True) for o in body["outputs"]}
+    return InferenceResult(version=_optional_int(body.get("version")), outputs=outputs)
 
 
 # --- secrets in answers ------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -139,6 +141,31 @@ def test_configuration_file_missing_is_a_permanent_server_error() -> None:
         _answer(500, body)
     assert not raised.value.transient
     assert "configuration file" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        api.InferenceOptions(),
+        api.InferenceOptions(ar=True, ad=True, nc=True, nr=True),
+        api.InferenceOptions(nr=True, pc='顧客 "@base64@" \\ id'),  # quotes, escapes, the placeholder
+    ],
+)
+def test_inference_body_is_the_documented_json(options) -> None:
+    """The body is built around each row's base64 (a template per options): it must still be the
+    JSON the vendor documents, whatever the id column is called."""
+    rows = "id,年齢\n1,30\n".encode()
+    body = json.loads(api.infer("http://h/v1/inference/c", rows, options).body() or b"")
+    expected = [
+        {"name": "pr", "type": "csv", "data": base64.b64encode(rows).decode()},
+        {"name": "ar", "type": "bool", "data": options.ar},
+        {"name": "ad", "type": "bool", "data": options.ad},
+        {"name": "nc", "type": "bool", "data": options.nc},
+        {"name": "nr", "type": "bool", "data": options.nr},
+    ]
+    if options.pc:
+        expected.append({"name": "pc", "type": "string", "data": options.pc})
+    assert body == {"inputs": expected}
 
 
 @pytest.mark.parametrize(
