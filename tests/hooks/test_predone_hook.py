@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from helpers import DATA, EMULATOR_OPTIONS, predone_connection, wait_for
 
-from airflow_provider_predone import files
+from airflow_provider_predone import files, scoring
 from airflow_provider_predone.emulator import EmulatorProcess
 from airflow_provider_predone.exceptions import (
     AuthenticationError,
@@ -339,6 +339,34 @@ def test_batch_scoring_keeps_input_order_when_answers_overtake(
     assert [r["customer_id"] for r in rows] == [r["customer_id"] for r in inputs]
 
 
+def test_batch_scoring_stops_at_a_failed_row(
+    prediction_api: api.PredictionApi, connections: EmulatorProcess, tmp_path: Path, monkeypatch
+) -> None:
+    """A row whose request fails for good (here a fault, with retries off): the task fails
+    naming it, sends no more rows and leaves no output, not even half of one."""
+    from airflow_provider_predone.exceptions import TransientApiError
+    from airflow_provider_predone.operators.predone import PredictionOneBatchPredictOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_NO_RETRIES", predone_connection(connections.url, max_retries=0, timeout=5))
+    connections.configure(fault_rate=0.02, fault_seed=3, slow_seconds=0.2, inference_latency_ms=5)
+    scored_before = connections.state()["predictions"]
+    with pytest.raises(TransientApiError, match=r"^Row (\d+): ") as raised:
+        PredictionOneBatchPredictOperator(
+            task_id="score",
+            classifier_id=prediction_api.classifier_id,
+            input_data=str(DATA / "score.csv"),
+            output_data=str(tmp_path / "scores.csv"),
+            concurrency=4,
+            predone_conn_id="no_retries",
+        ).execute({})  # type: ignore[arg-type]
+    failed_row = int(str(raised.value).split(":")[0].removeprefix("Row "))
+    assert 1 < failed_row < 400, "the seed must fail a row well before the end"
+    assert list(tmp_path.iterdir()) == []
+    # Rows the service scored: at most those the window lets run ahead of the failed one.
+    scored = connections.state()["predictions"] - scored_before
+    assert scored <= failed_row + scoring.WINDOW * 4, (scored, failed_row)
+
+
 def test_secrets_are_masked(hook: PredictionOneHook, prediction_api: api.PredictionApi, connections) -> None:
     from airflow.providers.common.compat.sdk import redact
 
@@ -399,7 +427,7 @@ def test_upload_streams_without_holding_the_file(tmp_path: Path, connections: Em
             for line in open("/proc/self/status"):
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1])
-        from airflow_provider_predone import files
+        from airflow_provider_predone import files, scoring
         from airflow_provider_predone.hooks.predone import PredictionOneHook
         hook = PredictionOneHook()
         urls = hook.get_upload_urls()
