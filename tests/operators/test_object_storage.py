@@ -11,7 +11,6 @@ import io
 from pathlib import Path
 
 import pytest
-
 from helpers import DAGS, DATA, run_dag
 
 from airflow_provider_predone.emulator import EmulatorProcess
@@ -68,11 +67,18 @@ def test_a_failed_write_leaves_the_previous_result_and_no_part(where: str, tmp_p
     from airflow_provider_predone import files
 
     attach(protocol="memory", fs=MemoryFileSystem())
-    location = tmp_path / "scores.csv" if where == "local" else ObjectStoragePath("memory://failed-write/out/scores.csv")
+    location = (
+        tmp_path / "scores.csv" if where == "local" else ObjectStoragePath("memory://failed-write/out/scores.csv")
+    )
     location.write_bytes(b"row_number,prediction\n1,yes\n")
-    with pytest.raises(RuntimeError, match="row 2 failed"), files.open_for_writing(location) as stream:
-        stream.write(b"row_number,prediction\n1,no\n")
-        raise RuntimeError("row 2 failed")
+
+    def fail_half_way() -> None:
+        with files.open_for_writing(location) as stream:
+            stream.write(b"row_number,prediction\n1,no\n")
+            raise RuntimeError("row 2 failed")
+
+    with pytest.raises(RuntimeError, match="row 2 failed"):
+        fail_half_way()
     assert location.read_bytes() == b"row_number,prediction\n1,yes\n"
     assert [p.name for p in location.parent.iterdir()] == ["scores.csv"]
 
