@@ -28,7 +28,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,9 +192,9 @@ async def _measure(variant: str, url: str, ids: list[str], settings: Settings, e
     else:
         raise ValueError(f"unknown variant {variant!r}")
 
-    async def staggered(delay: float, start: Callable[[], Awaitable[None]]) -> None:
+    async def staggered(delay: float, process_id: str) -> None:
         await asyncio.sleep(delay)
-        await start()
+        await poller(process_id)
 
     # Warm-up: one poller to its first request, so imports and one-time set-up are not counted
     # in the per-trigger memory, nor take the measured window (a fresh process's first
@@ -217,10 +217,7 @@ async def _measure(variant: str, url: str, ids: list[str], settings: Settings, e
     rss_before = common.rss_kib()
     peak_reset = common.reset_peak_rss()
     count = len(ids)
-    tasks = [
-        asyncio.create_task(staggered(interval * i / count, lambda p=process_id: poller(p)))
-        for i, process_id in enumerate(ids)
-    ]
+    tasks = [asyncio.create_task(staggered(interval * i / count, process_id)) for i, process_id in enumerate(ids)]
     await asyncio.sleep(interval + min(1.0, interval))  # all started, each polled at least once
     for task in tasks:
         if task.done():

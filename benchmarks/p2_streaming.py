@@ -38,7 +38,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from benchmarks import _common as common
 
@@ -177,7 +176,7 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> str:
             pin_apart(emulator.pid)
             common.use_emulator(emulator.url)
             hook = PredictionOneHook()
-            results: dict[str, list[dict[str, Any]]] = {"upload": [], "download": []}
+            results: dict[str, list[dict[str, float]]] = {"upload": [], "download": []}
 
             # Download: the file as training data, fetched from its data set's download URL.
             learn = hook.get_upload_urls().learn_data_set_upload_url
@@ -189,9 +188,9 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> str:
             for repetition in range(settings.repetitions):
                 measured: dict[str, float] = {}
                 for who in ("hook", "curl") if repetition % 2 == 0 else ("curl", "hook"):
-                    url = next(i for i in hook.list_data_sets() if i["data_set_id"] == data_set["data_set_id"])
+                    listed = next(i for i in hook.list_data_sets() if i["data_set_id"] == data_set["data_set_id"])
                     target = folder / f"download-{who}.csv"
-                    measured.update(transfer(who, "download", url["download_url"], target))
+                    measured.update(transfer(who, "download", listed["download_url"], target))
                     if target.stat().st_size != size:
                         raise RuntimeError(f"{who} downloaded {target.stat().st_size} of {size} bytes")
                     target.unlink()

@@ -17,7 +17,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.models.dagrun import DagRun
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / ".demo"
@@ -101,7 +104,7 @@ def airflow(env: dict[str, str], *args: str, log: Path | None = None, check: boo
     return result.returncode == 0
 
 
-def latest_run(dag_id: str) -> object | None:
+def latest_run(dag_id: str) -> DagRun | None:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
@@ -129,6 +132,14 @@ def xcom(dag_id: str, task_id: str) -> object:
             XComModel.get_many(run_id=run.run_id, dag_ids=dag_id, task_ids=task_id, key="return_value")
         ).first()
         return XComModel.deserialize_value(row) if row is not None else None
+
+
+def xcom_dict(dag_id: str, task_id: str) -> dict[str, Any]:
+    """A task's return value, which the summarised tasks return as a dict; empty when missing."""
+    value = xcom(dag_id, task_id) or {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{dag_id}.{task_id} returned a {type(value).__name__}, not a dict")
+    return value
 
 
 def shown(path: Path) -> Path:
@@ -168,8 +179,8 @@ def verdict_line(gate: object) -> str:
 
 
 def print_summary(output: Path, state: dict[str, object], seconds: float, home: Path, demo: Path) -> None:
-    summary = xcom("predone_lifecycle", "summary") or {}
-    aitems = xcom("aitems_train", "train") or {}
+    summary = xcom_dict("predone_lifecycle", "summary")
+    aitems = xcom_dict("aitems_train", "train")
     before, after = summary.get("metrics_before") or {}, summary.get("metrics_after") or {}
 
     def metric(values: dict[str, object], name: str) -> str:

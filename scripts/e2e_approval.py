@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,7 +120,11 @@ class Api:
         return answer.status_code == 200
 
     def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
-        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}").get("state")
+        state: str | None = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}").get("state")
+        return state
+
+    def awaits_person(self, dag_id: str, run_id: str, task_id: str) -> bool:
+        return self.task_state(dag_id, run_id, task_id) in ("awaiting_input", "deferred")
 
     def finished(self, dag_id: str, run_id: str) -> str:
         def state() -> str | None:
@@ -194,10 +199,7 @@ def run() -> None:
             ("Reject", "rejection-request.png", "skipped", 1),
         ):
             run_id = api.trigger(DAG_ID, {"model_id": 1})
-            waiting = until(
-                f"{TASK_ID} to wait for a person",
-                lambda run_id=run_id: api.task_state(DAG_ID, run_id, TASK_ID) in ("awaiting_input", "deferred"),
-            )
+            waiting = until(f"{TASK_ID} to wait for a person", partial(api.awaits_person, DAG_ID, run_id, TASK_ID))
             check(waiting, f"{TASK_ID} waits for a person, holding no worker")
             review_in_browser(driver, base_url, run_id, choice, shot)
             check(api.finished(DAG_ID, run_id) == "success", f"the {choice} run finished")
@@ -219,9 +221,10 @@ def run() -> None:
 
 def _healthy(base_url: str) -> bool:
     try:
-        return e2e.http_json(f"{base_url}/api/v2/monitor/health", timeout=2)["metadatabase"]["status"] == "healthy"
+        status: object = e2e.http_json(f"{base_url}/api/v2/monitor/health", timeout=2)["metadatabase"]["status"]
     except (OSError, ValueError, KeyError):
         return False
+    return status == "healthy"
 
 
 def main() -> int:

@@ -209,13 +209,15 @@ class Form:
         self.base_url = base_url
         self.wait = WebDriverWait(driver, UI_WAIT_SECONDS)
 
-    def until(self, what: str, condition: Callable[[Any], T]) -> T:
+    def until(self, what: str, condition: Callable[[Any], T | None]) -> T:
         from selenium.common.exceptions import TimeoutException
 
         try:
-            return self.wait.until(condition)
+            value: T | None = self.wait.until(condition)
         except TimeoutException:
             raise CheckFailed(f"timed out after {UI_WAIT_SECONDS} s waiting for {what}") from None
+        assert value is not None  # WebDriverWait.until returns only once the condition is truthy
+        return value
 
     def xpath(self, path: str) -> list[Any]:
         from selenium.webdriver.common.by import By
