@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # (the suite: 4.5 min alone, 1.3 min in 4); each has its own emulator and Airflow home.
 TEST_WORKERS ?= 4
 
-.PHONY: help venv test lint demo bench docs e2e reliability cluster wheel clean
+.PHONY: help venv test lint demo bench docs e2e reliability cluster cluster-deps wheel clean
 
 help:
 	@echo "make demo   - run the model lifecycle DAGs against the local emulator"
@@ -45,13 +45,16 @@ reliability: $(STAMP)
 # Airflow as users deploy it (tests/cluster, marker `cluster`): PostgreSQL, Celery workers over
 # Redis, two triggerers. Installs the `cluster` extra and Debian's postgresql and redis-server
 # when missing; apt's output is shown only when it fails.
+# `cluster-deps` is that set-up alone (.ci/run installs it beside a suite that does not use it).
 APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
-cluster: $(STAMP)
+cluster-deps: $(STAMP)
 	$(BIN)/python -c 'import airflow.providers.celery, psycopg2, asyncpg' 2>/dev/null || \
 		$(BIN)/python -m pip install -q -e '.[cluster]' 'apache-airflow==$(AIRFLOW_VERSION)' $(CONSTRAINTS)
 	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		log=$$(mktemp) && { $(APT) update -q && $(APT) install -y -q postgresql redis-server; } >$$log 2>&1 \
 		|| { cat $$log; rm -f $$log; exit 1; }; rm -f $$log; fi
+
+cluster: cluster-deps
 	$(BIN)/python -m pytest -m cluster -rP tests/cluster $(PYTEST_ARGS)
 
 # The release as users get it: `python -m build` (the sdist, then the wheel from it), the wheel
