@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -146,3 +148,17 @@ def _dagbag_takes_examples(dagbag_cls: type) -> bool:
 def run_dag(folder: Path, dag_id: str, **conf: object) -> DagRunResult:
     """Run a DAG of ``folder`` with ``dag.test()`` (tasks and triggers in this process)."""
     return DagRunResult(load_dag(folder, dag_id).test(run_conf=conf or None))
+
+
+@contextmanager
+def pytest_timeout_kept() -> Iterator[None]:
+    """Restore pytest-timeout's SIGALRM handler and timer after a test sets an alarm of its own
+    (Airflow's ``timeout()`` leaves its handler behind and clears the timer)."""
+    handler, remaining = signal.getsignal(signal.SIGALRM), signal.getitimer(signal.ITIMER_REAL)[0]
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGALRM, handler)
+        if remaining:
+            signal.setitimer(signal.ITIMER_REAL, max(remaining - (time.monotonic() - started), 0.001))

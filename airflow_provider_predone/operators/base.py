@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_provider_predone import _event_loop
 from airflow_provider_predone.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ class JobOperator(ProviderOperator):
         :func:`first_poll_at`.
         """
         if self.deferrable:
-            ended = asyncio.run(trigger.check_once())
+            ended = _event_loop.run(trigger.check_once())
             if ended is not None:
                 return self.execute_complete(context, dict(ended.payload), **resume_kwargs)
             trigger.first_poll_at = first_poll_at(trigger.poll_interval)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import time
 from collections.abc import Iterable
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator
 
+from airflow_provider_predone import _event_loop
 from airflow_provider_predone.exceptions import InvalidInputError, JobFailedError
 from airflow_provider_predone.operators.base import default_deferrable, first_poll_at, status_list
 
@@ -123,7 +123,7 @@ class JobSensor(BaseSensorOperator):
             self._checker = self._trigger(time.time() + float(self.timeout))
         from airflow_provider_predone.triggers.base import validate_event
 
-        event = asyncio.run(self._checker.check_once())
+        event = _event_loop.run(self._checker.check_once())
         if event is None:
             return False
         self._event = validate_event(dict(event.payload), *self.id_fields)

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_predone import exceptions
+from airflow_provider_predone import _event_loop, exceptions
 from airflow_provider_predone.exceptions import ApiError
 from airflow_provider_predone.protocol.common import Phase, StatusSets
 
@@ -290,5 +290,5 @@ def run_inline(trigger: StatusTrigger) -> dict[str, Any]:
     drift apart.
     """
 
-    event = asyncio.run(trigger.poll())
+    event = _event_loop.run(trigger.poll())
     return dict(event.payload)

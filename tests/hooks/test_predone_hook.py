@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import DATA, EMULATOR_OPTIONS, predone_connection, wait_for
+from helpers import DATA, EMULATOR_OPTIONS, predone_connection, pytest_timeout_kept, wait_for
 
 from airflow_provider_predone import files, scoring
 from airflow_provider_predone.emulator import EmulatorProcess
@@ -365,6 +365,35 @@ def test_batch_scoring_stops_at_a_failed_row(
     # Rows the service scored: at most those the window lets run ahead of the failed one.
     scored = connections.state()["predictions"] - scored_before
     assert scored <= failed_row + scoring.WINDOW * 4, (scored, failed_row)
+
+
+def test_batch_scoring_ends_at_airflow_execution_timeout(
+    prediction_api: api.PredictionApi, connections: EmulatorProcess, tmp_path: Path
+) -> None:
+    """Airflow enforces a task's execution_timeout with a SIGALRM handler that raises. The
+    exception must end the scoring at once and leave no output. (It was logged as a failed
+    callback, and the run went on to the last row: always on uvloop, under load on asyncio.)"""
+    from airflow_provider_predone.operators.predone import PredictionOneBatchPredictOperator
+
+    try:  # Airflow 3.1+
+        from airflow.sdk.exceptions import AirflowTaskTimeout
+        from airflow.sdk.execution_time.timeout import timeout
+    except ImportError:  # Airflow 3.0
+        from airflow.exceptions import AirflowTaskTimeout  # type: ignore[no-redef]
+        from airflow.utils.timeout import timeout  # type: ignore[no-redef]
+
+    connections.configure(inference_latency_ms=50)  # 500 rows one at a time: 25 s to the end
+    before = connections.state()["predictions"]
+    with pytest_timeout_kept(), pytest.raises(AirflowTaskTimeout), timeout(1):
+        PredictionOneBatchPredictOperator(
+            task_id="score",
+            classifier_id=prediction_api.classifier_id,
+            input_data=str(DATA / "score.csv"),
+            output_data=str(tmp_path / "scores.csv"),
+            concurrency=1,
+        ).execute({})  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+    assert connections.state()["predictions"] - before < 100
 
 
 def test_secrets_are_masked(hook: PredictionOneHook, prediction_api: api.PredictionApi, connections) -> None:
