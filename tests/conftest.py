@@ -13,7 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import EMULATOR_OPTIONS, airflow_home_environment, aitems_connection, predone_connection
+from helpers import (
+    EMULATOR_OPTIONS,
+    airflow_home_environment,
+    aitems_connection,
+    alarm_restored,
+    predone_connection,
+)
 
 os.environ.update(airflow_home_environment(Path(tempfile.mkdtemp(prefix="predone-test-airflow-home-"))))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
@@ -54,4 +60,5 @@ def airflow_db() -> None:
     """A fresh Airflow metadata database (for ``dag.test()``, Variables, the CLI)."""
     from airflow.utils import db
 
-    db.resetdb()
+    with alarm_restored():  # the migrations run under an alarm of Airflow's own
+        db.resetdb()

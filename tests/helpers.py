@@ -57,6 +57,9 @@ def airflow_home_environment(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # No SIGALRM timer around DAG file parsing: Airflow's replaced pytest-timeout's handler
+        # and cleared its timer, so a test that had parsed a DAG could hang for ever (one did in CI).
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "0",
         # dag.test() runs each trigger inline, with no executor: no deferral race to wait out
         # (docs/deferrable.md); the first poll comes one poll interval after the task's check.
         "AIRFLOW__PREDONE__MIN_FIRST_POLL_DELAY": "0",
@@ -151,7 +154,7 @@ def run_dag(folder: Path, dag_id: str, **conf: object) -> DagRunResult:
 
 
 @contextmanager
-def pytest_timeout_kept() -> Iterator[None]:
+def alarm_restored() -> Iterator[None]:
     """Restore pytest-timeout's SIGALRM handler and timer after a test sets an alarm of its own
     (Airflow's ``timeout()`` leaves its handler behind and clears the timer)."""
     handler, remaining = signal.getsignal(signal.SIGALRM), signal.getitimer(signal.ITIMER_REAL)[0]

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from helpers import pytest_timeout_kept
+from helpers import alarm_restored
 
 from airflow_provider_predone import _event_loop
 
@@ -55,7 +55,7 @@ def test_a_signal_handlers_exception_ends_the_run_after_its_clean_up(loop_kind: 
             cleaned_up.append(True)
         return "ran to the end"
 
-    with pytest_timeout_kept():
+    with alarm_restored():
         signal.signal(signal.SIGALRM, _raise_timeout)
         with pytest.raises(Timeout):
             _event_loop.run(main())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import DATA, EMULATOR_OPTIONS, predone_connection, pytest_timeout_kept, wait_for
+from helpers import DATA, EMULATOR_OPTIONS, alarm_restored, predone_connection, wait_for
 
 from airflow_provider_predone import files, scoring
 from airflow_provider_predone.emulator import EmulatorProcess
@@ -384,7 +384,7 @@ def test_batch_scoring_ends_at_airflow_execution_timeout(
 
     connections.configure(inference_latency_ms=50)  # 500 rows one at a time: 25 s to the end
     before = connections.state()["predictions"]
-    with pytest_timeout_kept(), pytest.raises(AirflowTaskTimeout), timeout(1):
+    with alarm_restored(), pytest.raises(AirflowTaskTimeout), timeout(1):
         PredictionOneBatchPredictOperator(
             task_id="score",
             classifier_id=prediction_api.classifier_id,
