@@ -33,8 +33,9 @@ $(STAMP): pyproject.toml $(wildcard .ci/constraints-$(AIRFLOW_VERSION).txt)
 
 venv: $(STAMP)
 
+# A test still running after 4 minutes prints every thread's stack; pytest-timeout fails it at 5.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -o faulthandler_timeout=240 $(PYTEST_ARGS)
 
 # The slow part of the reliability suite (marker `slow`, skipped by `make test`); latest Airflow.
 # -rP prints what the passing tests measured (the fault summary). One process: run beside the
