@@ -66,7 +66,12 @@ def main() -> int:
     ) as emulator:
         print(f"Emulator: {emulator.url}")
         env["AIRFLOW_CONN_PREDONE_DEFAULT"] = json.dumps(
-            {"conn_type": "predone", "host": emulator.url, "password": args.secret_key}
+            {
+                "conn_type": "predone",
+                "host": emulator.url,
+                "password": args.secret_key,
+                "extra": {"service": "prediction_one"},  # as in production: the asset URIs match
+            }
         )
         env["AIRFLOW_CONN_AITEMS_DEFAULT"] = json.dumps(
             {

@@ -30,7 +30,11 @@ EMULATOR_OPTIONS = {"job_seconds": 1.0, "build_seconds": 0.5}
 
 
 def predone_connection(url: str, **extra: object) -> str:
-    """A ``predone`` connection for ``AIRFLOW_CONN_*``, pointing at an emulator."""
+    """
+    A ``predone`` connection for ``AIRFLOW_CONN_*``, pointing at an emulator, with the service
+    set as in production (it names the service in asset URIs, host or not).
+    """
+    extra = {"service": "prediction_one", **extra}
     return json.dumps({"conn_type": "predone", "host": url, "password": SECRET_KEY, "extra": extra})
 
 

@@ -71,16 +71,19 @@ def base_url(service: str | None, host: str | None) -> str:
     """
     The API root for a connection: ``host`` (a full origin) wins, else the service's host.
 
-    :raises ValueError: for an unknown service, naming the allowed values.
+    The service is checked even when ``host`` is set (the emulator, a proxy): it names the
+    service in asset URIs, so a typo there would emit events no production DAG listens to.
+
+    :raises ValueError: for an unknown service, naming the extra and the allowed values.
     """
+    service = service or DEFAULT_SERVICE
+    if service not in SERVICE_HOSTS:
+        raise ValueError(f"the connection extra service must be one of {sorted(SERVICE_HOSTS)}, got {service!r}")
     if host:
         origin = host.strip().rstrip("/")
         if "://" not in origin:
             origin = f"https://{origin}"
         return f"{origin}{API_PATH}"
-    service = service or DEFAULT_SERVICE
-    if service not in SERVICE_HOSTS:
-        raise ValueError(f"service must be one of {sorted(SERVICE_HOSTS)}, got {service!r}")
     return f"{SERVICE_HOSTS[service]}{API_PATH}"
 
 
