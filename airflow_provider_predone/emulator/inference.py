@@ -61,6 +61,7 @@ class InferenceRequest:
             raise InvalidInput(f"input pr is not base64 CSV data: {exc}") from None
         if not table.rows:
             raise InvalidInput("input pr has no data row")
+        model.check_input(table)
         missing = [name for name in model.features if name not in table.columns]
         if missing:
             raise InvalidInput(f"missing feature columns: {', '.join(missing)}")

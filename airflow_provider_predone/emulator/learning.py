@@ -54,6 +54,14 @@ class Model(ABC):
     def predict(self, row: Row) -> Prediction:
         """Score one row (missing or unreadable cells are treated as missing)."""
 
+    def check_input(self, table: Table) -> None:
+        """Refuse rows to score that this model cannot use (a time-series model needs its time
+        column); ``features`` missing from the header are refused by the caller.
+
+        :raises ValueError: saying what is wrong.
+        """
+        del table  # other models read any rows that have their features
+
     def output_header(self, with_label: bool = True) -> list[str]:
         """Columns that :meth:`output_cells` fills: ``prediction`` and the probabilities."""
         header = ["prediction"] if with_label or self.target_type == REGRESSION else []

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .forecast import UNITS, Forecaster, History, TimeSeriesSpec, check_evaluation, check_history
 from .learning import (
     BINARY,
     MULTI,
@@ -33,7 +34,7 @@ from .learning import (
 from .tabular import FLOAT, TYPE_NAMES, DataError, Table, column_info, parse_number, read_csv
 
 _TARGET_TYPES = (BINARY, MULTI, REGRESSION)
-_TIME_UNITS = ("year", "month", "day", "hour", "minute", "eom")
+_TIME_UNITS = UNITS
 _CONFIG_KEYS = frozenset(
     ["tc", "tt", "tv", "cv", "im", "tsm", "tsu", "tsc", "tsi", "tsf", "tst", "tss", "tsin", "tsine"]
 )
@@ -52,6 +53,7 @@ class TrainConfig:
     target_type: str
     positive: str | None
     balanced: bool
+    series: TimeSeriesSpec | None = None
 
 
 def _flag(config: dict[str, Any], key: str) -> bool:
@@ -105,8 +107,7 @@ def parse_config(config: object) -> TrainConfig:
     balanced = _flag(config, "im")
     if balanced and target_type == REGRESSION:
         raise ConfigError("im is only allowed for classification")
-    if _flag(config, "tsm"):
-        _check_time_series(config, target_type)
+    series = _check_time_series(config, target_type, target) if _flag(config, "tsm") else None
     _flag(config, "tsin")
     if "tsi" in config:
         _integer(config, "tsi", 0)
@@ -116,17 +117,38 @@ def parse_config(config: object) -> TrainConfig:
     if not isinstance(tsine, list) or not all(isinstance(name, str) for name in tsine):
         raise ConfigError("tsine must be a list of column names")
     positive = _text(config["tv"]) if target_type == BINARY else None
-    return TrainConfig(target, target_type, positive, balanced)
+    return TrainConfig(target, target_type, positive, balanced, series)
 
 
-def _check_time_series(config: dict[str, Any], target_type: str) -> None:
+def _check_time_series(config: dict[str, Any], target_type: str, target: str) -> TimeSeriesSpec:
     if target_type != REGRESSION:
         raise ConfigError("tsm is only allowed with regression")
     for key in ("tsc", "tsf", "tst"):
         if key not in config:
             raise ConfigError(f"{key} is required with tsm")
     start = _integer(config, "tsf", 1)
-    _integer(config, "tst", start)
+    end = _integer(config, "tst", start)
+    time_column, series_column = _text(config["tsc"]), config.get("tss")
+    if time_column == target:
+        raise ConfigError("tsc (the time column) must not be the target column tc")
+    if series_column is not None and (not isinstance(series_column, str) or not series_column):
+        raise ConfigError("tss must be a column name")
+    if series_column in (target, time_column):
+        raise ConfigError("tss (the series column) must differ from tc and tsc")
+    exceptions = config.get("tsine", [])
+    if isinstance(exceptions, list) and {target, time_column, series_column} & set(exceptions):
+        raise ConfigError("tsine lists other columns, not tc, tsc or tss")
+    unit = config.get("tsu")
+    return TimeSeriesSpec(
+        time_column=time_column,
+        unit=unit if isinstance(unit, str) else None,
+        interval=_integer(config, "tsi", 0) if "tsi" in config else 0,
+        start=start,
+        end=end,
+        series_column=series_column,
+        known=_flag(config, "tsin"),
+        exceptions=tuple(name for name in exceptions if isinstance(name, str)) if isinstance(exceptions, list) else (),
+    )
 
 
 @dataclass(frozen=True)
@@ -246,6 +268,7 @@ class _Trainer:
         self.features = [name for name in table.columns if name != config.target]
         self.positive: str | None = None
         self.negative = ""
+        self.history: History | None = None
 
     def targets(self, table: Table) -> _Targets:
         if self.config.target_type == REGRESSION:
@@ -266,6 +289,8 @@ class _Trainer:
 
     def fit(self, targets: _Targets) -> Model:
         train = self.table.select(targets.rows)
+        if self.config.series is not None and self.history is not None:
+            return Forecaster(train, targets.values, self.config.series, self.history, self.config.target)
         if self.config.target_type == REGRESSION:
             return Ridge(train, self.features, targets.values)
         classes = self._classes(targets.labels)
@@ -307,15 +332,24 @@ def _train(spec: JobSpec, result: Path, table: Table, evaluation_table: Table | 
     usable = trainer.targets(table)
     if len(usable.rows) < 10:
         raise DataError(f"the data has {len(usable.rows)} usable rows; at least 10 are needed")
+    if config.series is not None:
+        trainer.history = check_history(table, config.series, config.target, usable.rows)
+    final: Model | None = None
     if evaluation_table is None:
         method, evaluation_table = "holdout", table
         fitted, checked = usable.pick(every_fifth=False), usable.pick(every_fifth=True)
+        if trainer.history is not None:
+            method, (fitted, checked) = "backtest", _backtest(usable, trainer.history, config)
+            # A forecast starts from the data's end: the served model learns the latest periods too.
+            final = trainer.fit(usable)
     else:
         if config.target not in evaluation_table.columns:
             raise DataError(f"the target column '{config.target}' is not in the evaluation data")
         method, fitted, checked = "evaluation_file", usable, trainer.targets(evaluation_table)
         if not checked.rows:
             raise DataError("the evaluation data has no usable row")
+        if config.series is not None and trainer.history is not None:
+            check_evaluation(evaluation_table, config.series, trainer.history, checked.rows)
     model = trainer.fit(fitted)
     checked = trainer.relabel(checked)
     columns = evaluation_table.columns
@@ -335,12 +369,37 @@ def _train(spec: JobSpec, result: Path, table: Table, evaluation_table: Table | 
         "metrics": trainer.metrics(checked, predictions),
         "feature_importance": [{"column": name, "importance": round(score, 6)} for name, score in ranked],
     }
+    if final is not None:
+        summary["trained_rows"] = len(usable.rows)  # evaluated as fitted on the rows before the window
+        model = final
+    if isinstance(model, Forecaster):
+        summary["time_series"] = model.summary()
     if spec.previous is not None:
         version, previous = spec.previous
         earlier = [previous.predict(row) for row in rows]
         summary["previous"] = {"version": version, "metrics": trainer.metrics(checked, earlier)}
     _write_result(result, summary, table, config.target, model, checked, predictions, spec.layout)
     return model
+
+
+def _backtest(usable: _Targets, history: History, config: TrainConfig) -> tuple[_Targets, _Targets]:
+    """Fitted on the periods up to ``tst`` intervals before the data's end; checked on the window
+    ``tsf``..``tst`` after that point (the last periods of the data), as a forecast made then."""
+    assert config.series is not None
+    origin = history.last - config.series.end * history.interval
+    first = origin + config.series.start * history.interval
+
+    def part(keep: Callable[[int], bool]) -> _Targets:
+        chosen = [k for k, row in enumerate(usable.rows) if keep(history.periods[row] or 0)]
+        return _Targets([usable.rows[k] for k in chosen], [], [usable.values[k] for k in chosen])
+
+    fitted, checked = part(lambda number: number <= origin), part(lambda number: number >= first)
+    if len(fitted.rows) < 10:
+        raise DataError(
+            f"the data before the last {history.words(config.series.end)} (tst={config.series.end}) have "
+            f"{len(fitted.rows)} usable rows; at least 10 are needed to check a forecast"
+        )
+    return fitted, checked
 
 
 def _csv_text(rows: list[list[str]]) -> str:

@@ -214,7 +214,9 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
         evaluation = None
         if self.eval_data is not None:
             evaluation = files.resolve("eval_data", self.eval_data)
-            files.check_columns(evaluation, files.read_csv_header(evaluation, encoding), {"tc": config["tc"]})
+            # A forecast is evaluated at its times, per series: those columns must be there too.
+            needed = {k: v for k, v in api.config_columns(config).items() if k in ("tc", "tsc", "tss")}
+            files.check_columns(evaluation, files.read_csv_header(evaluation, encoding), needed)
         column_info = None
         if self.column_info is not None:
             column_info = files.column_info_rows(self.column_info)

@@ -850,12 +850,21 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
                 problems.append(f"{key!r} is required when 'tsm' is 'true'")
         if tsf is not None and tst is not None and tst < tsf:
             problems.append(f"'tst' must be >= 'tsf', got tsf={tsf} and tst={tst}")
+        # Roles of columns cannot overlap: the target is what is forecast, the time column says
+        # when, the series column which series (docs/guides/forecasting.md).
+        if tc and out.get("tsc") == tc:
+            problems.append(f"'tsc' (the time column) must not be the target column 'tc', got {tc!r} for both")
+        if out.get("tss") is not None and out.get("tss") in (tc, out.get("tsc")):
+            problems.append(f"'tss' (the series column) must differ from 'tc' and 'tsc', got {out['tss']!r}")
     tsine = config.get("tsine")
     if tsine is not None:
         if isinstance(tsine, str) or not all(isinstance(c, str) and c for c in tsine):
             problems.append(f"'tsine' must be a list of column names, got {tsine!r}")
         else:
             out["tsine"] = list(tsine)
+            roles = [c for c in tsine if c in (tc, out.get("tsc"), out.get("tss"))]
+            if roles:
+                problems.append(f"'tsine' lists other columns, not the target, time or series column: {roles}")
     if problems:
         raise InvalidInputError("Invalid training config: " + "; ".join(problems))
     return out

@@ -15,6 +15,18 @@ the committed files are exactly what this script produces):
 * ``new_month.csv``       — 1,500 customers of July 2026, for retraining
 * ``new_month_eval.csv``  — 500 customers of July 2026, evaluation data for retraining
 * ``score.csv``           — 500 customers to score (no target column)
+
+The forecasting example (``predone_forecast``) has monthly sales of three stores: ``sales``
+follows each store's level, a trend, planned promotions and the month's holidays, plus noise;
+``visitors`` is counted as the month happens (not known ahead). From January 2026 the Umeda
+store, renovated, sells more: a model trained before cannot know it.
+
+* ``sales_history.csv``         — 3 stores x 36 months, 2023-01 to 2025-12, for the first training
+* ``sales_2026q1_to_score.csv`` — the 9 store-months of 2026-01 to 2026-03 to forecast (``month``,
+  ``store`` and the columns known ahead; no ``sales``, no ``visitors``)
+* ``sales_history_2026q1.csv``  — the history up to 2026-03, for retraining
+* ``sales_2026q1_actuals.csv``  — what 2026-01 to 2026-03 really sold, evaluation data of the retraining
+* ``sales_2026q2_to_score.csv`` — 2026-04 to 2026-06 to forecast with the retrained model
 """
 
 from __future__ import annotations
@@ -98,6 +110,41 @@ def write(name: str, rows: list[dict[str, str]], with_target: bool = True) -> No
         writer.writerows(rows)
 
 
+STORES = {"shibuya": 520.0, "umeda": 430.0, "sakae": 310.0}
+#: National holidays per calendar month (Japan, roughly): known long before the month.
+HOLIDAYS = [3, 1, 2, 2, 3, 0, 1, 1, 2, 2, 2, 0]
+SALES_COLUMNS = ["month", "store", "promo", "holidays", "visitors", "sales"]
+
+
+def store_months(rng: random.Random) -> list[dict[str, str]]:
+    """Sales of every store for the 42 months 2023-01 to 2026-06, month by month."""
+    rows = []
+    for index in range(42):
+        year, month = 2023 + index // 12, index % 12 + 1
+        for store, level in STORES.items():
+            promo = 1 if rng.random() < 0.3 else 0
+            renovated = 90.0 if store == "umeda" and year >= 2026 else 0.0
+            sales = level + 3.5 * index + 55.0 * promo + 12.0 * HOLIDAYS[month - 1] + renovated + rng.gauss(0, 12)
+            rows.append(
+                {
+                    "month": f"{year}-{month:02d}",
+                    "store": store,
+                    "promo": str(promo),
+                    "holidays": str(HOLIDAYS[month - 1]),
+                    "visitors": str(round(sales * 2.6 + rng.gauss(0, 40))),
+                    "sales": f"{sales:.1f}",
+                }
+            )
+    return rows
+
+
+def write_sales(name: str, rows: list[dict[str, str]], first: str, last: str, columns: list[str]) -> None:
+    with (HERE / name).open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(row for row in rows if first <= row["month"] <= last)
+
+
 def main() -> None:
     rng = random.Random(20261123)
     first_half = date(2026, 1, 1)
@@ -108,6 +155,14 @@ def main() -> None:
     write("new_month.csv", [customer(rng, next(number), july, 31, 0.2) for _ in range(1500)])
     write("new_month_eval.csv", [customer(rng, next(number), july, 31, 0.2) for _ in range(500)])
     write("score.csv", [customer(rng, next(number), july, 31, 0.2) for _ in range(500)], with_target=False)
+
+    sales = store_months(random.Random(20261207))
+    known = ["month", "store", "promo", "holidays"]  # what is known before the month happens
+    write_sales("sales_history.csv", sales, "2023-01", "2025-12", SALES_COLUMNS)
+    write_sales("sales_2026q1_to_score.csv", sales, "2026-01", "2026-03", known)
+    write_sales("sales_history_2026q1.csv", sales, "2023-01", "2026-03", SALES_COLUMNS)
+    write_sales("sales_2026q1_actuals.csv", sales, "2026-01", "2026-03", SALES_COLUMNS)
+    write_sales("sales_2026q2_to_score.csv", sales, "2026-04", "2026-06", known)
 
 
 if __name__ == "__main__":

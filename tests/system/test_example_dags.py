@@ -48,7 +48,18 @@ def test_sample_data_is_what_the_generator_writes(tmp_path) -> None:
     shutil.copy(EXAMPLES / "data" / "generate.py", tmp_path / "generate.py")
     subprocess.run([sys.executable, str(tmp_path / "generate.py")], check=True)
     written = sorted(p.name for p in tmp_path.glob("*.csv"))
-    assert written == ["eval.csv", "new_month.csv", "new_month_eval.csv", "score.csv", "train.csv"]
+    assert written == [
+        "eval.csv",
+        "new_month.csv",
+        "new_month_eval.csv",
+        "sales_2026q1_actuals.csv",
+        "sales_2026q1_to_score.csv",
+        "sales_2026q2_to_score.csv",
+        "sales_history.csv",
+        "sales_history_2026q1.csv",
+        "score.csv",
+        "train.csv",
+    ]
     for name in written:
         assert filecmp.cmp(tmp_path / name, EXAMPLES / "data" / name, shallow=False), name
 
