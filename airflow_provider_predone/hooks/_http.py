@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.client
+import logging
 import os
 import re
 import ssl
@@ -18,6 +19,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -28,12 +30,20 @@ import tenacity
 import yarl
 from requests.adapters import HTTPAdapter
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from urllib3 import exceptions as urllib3_exceptions
 from urllib3.exceptions import InsecureRequestWarning
 
 from airflow_provider_predone import __version__
-from airflow_provider_predone.exceptions import ApiError, NetworkSettingsError, TransferError, TransientApiError
+from airflow_provider_predone.exceptions import (
+    ApiError,
+    NetworkSettingsError,
+    TransferError,
+    TransientApiError,
+    UnexpectedResponseError,
+)
 from airflow_provider_predone.protocol.common import (
     ApiRequest,
+    Credential,
     ErrorMapper,
     HttpSettings,
     Networking,
@@ -47,8 +57,6 @@ from airflow_provider_predone.protocol.common import (
 )
 
 if TYPE_CHECKING:
-    import logging
-
     from airflow_provider_predone.files import DataSource
 
 T = TypeVar("T")
@@ -56,7 +64,42 @@ Headers = Mapping[str, str] | Callable[[], Mapping[str, str]]
 
 CHUNK = 1024 * 1024
 DOWNLOAD_BUFFER = 256 * 1024
+#: What is read of an answer that is only quoted in an error (a failed transfer's body).
+ERROR_BODY_LIMIT = 64 * 1024
+#: Slowest average a transfer may keep up once it has run ``transfer_timeout`` seconds: a
+#: server trickling a byte at a time would otherwise hold a worker for ever.
+MIN_TRANSFER_RATE = 16 * 1024
+_READ_SIZE = 64 * 1024
 _USER_AGENT = f"airflow-provider-predone/{__version__}"
+
+#: The Unix time that no wait between retries may reach (a trigger's deadline); set around a
+#: wait by :func:`deadline_scope`. Context-local, so each trigger in a triggerer has its own.
+_DEADLINE: ContextVar[float | None] = ContextVar("predone_retry_deadline", default=None)
+
+
+@contextmanager
+def deadline_scope(deadline: float | None) -> Iterator[None]:
+    """Within this block, no retry of this provider's transports waits past ``deadline`` (Unix time)."""
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+class _QueryStripper(logging.Filter):
+    """Drops query strings from urllib3's debug lines: a presigned URL's signature is in its query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(without_query(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
+def _strip_urllib3_queries() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _QueryStripper) for f in logger.filters):
+        logger.addFilter(_QueryStripper())
 
 
 def _log_retry(log: logging.Logger | Any, label: str) -> Callable[[tenacity.RetryCallState], None]:
@@ -275,6 +318,100 @@ def single_attempt_failure(base_url: str, exc: BaseException) -> str:
     return f"{base_url} failed the one attempt the test makes (tasks retry): {exc}"
 
 
+def answer_too_large(label: str, endpoint: str, limit: int) -> UnexpectedResponseError:
+    return UnexpectedResponseError(
+        f"{label}: the answer is larger than {limit} bytes; refusing it (a broken or hostile server, "
+        "or raise the connection's 'max_answer_bytes' extra if such answers are expected)",
+        endpoint=endpoint,
+    )
+
+
+def _announced_length(headers: Mapping[str, str]) -> int | None:
+    """The ``Content-Length`` of an answer sent as it is (a compressed one says nothing of its size)."""
+    if headers.get("Content-Encoding", "identity").lower() != "identity":
+        return None
+    return _content_length(headers)
+
+
+def read_body(
+    response: requests.Response,
+    limit: int,
+    *,
+    give_up_at: float,
+    on_overflow: Callable[[], ApiError] | None,
+    on_slow: Callable[[], ApiError],
+) -> bytes:
+    """
+    Read a streamed answer whole, but never more than ``limit`` bytes nor past ``give_up_at``
+    (``time.monotonic()``): the read timeout bounds each read only, so a server sending a byte
+    at a time could otherwise hold the call for ever.
+
+    :param on_overflow: the error for a longer answer; ``None`` keeps its first ``limit`` bytes
+        (for an error body that is only quoted).
+    """
+    announced = _announced_length(response.headers)
+    if announced is not None and announced > limit and on_overflow is not None:
+        raise on_overflow()
+    raw: Any = response.raw
+    read = raw.read1 if hasattr(raw, "read1") else raw.read  # read1: whatever has arrived
+    body = bytearray()
+    try:
+        while chunk := read(_READ_SIZE, decode_content=True):
+            body += chunk
+            if len(body) > limit:
+                if on_overflow is not None:
+                    raise on_overflow()
+                return bytes(body[:limit])
+            if time.monotonic() > give_up_at:
+                raise on_slow()
+    except (OSError, http.client.HTTPException, urllib3_exceptions.HTTPError) as exc:
+        raise requests.ConnectionError(exc) from exc
+    return bytes(body)
+
+
+async def read_body_async(response: aiohttp.ClientResponse, limit: int, on_overflow: Callable[[], ApiError]) -> bytes:
+    """An aiohttp answer whole, never more than ``limit`` bytes (the session's timeout bounds its time)."""
+    announced = _announced_length(response.headers)
+    if announced is not None:
+        if announced > limit:
+            raise on_overflow()
+        return await response.read()  # the parser stops at the announced length
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise on_overflow()
+    return bytes(body)
+
+
+def check_http_url(label: str, url: str) -> None:
+    """
+    A URL from an answer must be http(s) with a host: anything else (``file://``...) can never
+    work, so it fails at once instead of being retried as a network error.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise UnexpectedResponseError(
+            f"{label}: the service answered a URL that is not http(s) with a host "
+            f"(scheme {parts.scheme!r}); refusing it",
+            endpoint=label,
+        )
+
+
+def refuse_plain_http_key(settings: HttpSettings, request: ApiRequest[Any], url: str) -> None:
+    """A key is never sent over plain HTTP to a URL from an answer when the connection uses HTTPS."""
+    if (
+        request.credential is not Credential.NONE
+        and url.lower().startswith("http://")
+        and settings.base_url.lower().startswith("https://")
+    ):
+        raise UnexpectedResponseError(
+            f"{request.label}: the service named a plain http:// URL for a call that carries a key, while "
+            "the connection uses https://; the key is not sent unencrypted",
+            endpoint=request.name,
+        )
+
+
 class SyncTransport:
     """
     Sends API requests and presigned transfers with one ``requests.Session`` (kept alive).
@@ -293,6 +430,7 @@ class SyncTransport:
         ssl_context(network)  # a CA bundle or client certificate that cannot load fails here, early
         self._options = requests_options(network)
         warn_unverified(network, settings.conn_id, log)
+        _strip_urllib3_queries()
 
     @property
     def session(self) -> requests.Session:
@@ -330,22 +468,37 @@ class SyncTransport:
         if not request.idempotent and reconcile is None:
             raise TypeError(f"{request.label} is not idempotent: pass reconcile= to retry it safely")
         url = self.settings.url(request.target)
+        if "://" in request.path:
+            check_http_url(request.label, url)
+        refuse_plain_http_key(self.settings, request, url)
         body = request.body()
+        timeout = self.settings.timeout
+
+        def too_large() -> ApiError:
+            return answer_too_large(request.label, request.name, self.settings.max_answer_bytes)
+
+        def too_slow() -> ApiError:
+            return TransientApiError(f"{request.label}: the answer took more than {timeout:g} s", endpoint=request.name)
 
         def once() -> T:
             current = headers() if callable(headers) else headers
+            give_up_at = time.monotonic() + timeout
             try:
-                with self._quiet():
-                    response = self.session.request(
+                with (
+                    self._quiet(),
+                    self.session.request(
                         request.method,
                         url,
                         data=body,
                         headers=_json_headers(request, current),
-                        timeout=self.settings.timeout,
+                        timeout=timeout,
                         allow_redirects=False,
+                        stream=True,
                         **self._options,
-                    )
-                    content = response.content
+                    ) as response,
+                ):
+                    limit = self.settings.max_answer_bytes
+                    content = read_body(response, limit, give_up_at=give_up_at, on_overflow=too_large, on_slow=too_slow)
             except requests.RequestException as exc:
                 raise self._failure(request.label, request.name, url, exc) from None
             self._check_network_answer(request.label, request.name, url, response.status_code, content)
@@ -390,8 +543,18 @@ class SyncTransport:
                     return done
             return once()
 
-        retrying = tenacity.Retrying(**retry_policy(self.settings, _log_retry(self.log, label)))
+        retrying = tenacity.Retrying(**retry_policy(self.settings, _log_retry(self.log, label), _DEADLINE.get()))
         return retrying(attempt)
+
+    def _error_body(self, response: requests.Response, label: str) -> bytes:
+        """An answer read only to be quoted in an error: its first :data:`ERROR_BODY_LIMIT` bytes."""
+        return read_body(
+            response,
+            ERROR_BODY_LIMIT,
+            give_up_at=time.monotonic() + self.settings.timeout,
+            on_overflow=None,
+            on_slow=lambda: TransientApiError(f"{label}: the error answer took too long to arrive", endpoint=label),
+        )
 
     def upload(
         self,
@@ -410,6 +573,7 @@ class SyncTransport:
 
         :return: the number of bytes sent.
         """
+        check_http_url(label, url)
         attempts = 0
         size = source.size
 
@@ -421,16 +585,20 @@ class SyncTransport:
                 return size
             progress = Progress(self.log, label, size)
             try:
-                with source.open() as stream, self._quiet():
-                    response = self.session.put(
+                with (
+                    source.open() as stream,
+                    self._quiet(),
+                    self.session.put(
                         url,
                         data=_CountingReader(stream, size, progress),
                         headers={"Content-Length": str(size), "User-Agent": _USER_AGENT},
                         timeout=(self.settings.timeout, self.settings.transfer_timeout),
                         allow_redirects=False,
+                        stream=True,
                         **self._options,
-                    )
-                    content = response.content
+                    ) as response,
+                ):
+                    content = self._error_body(response, label)
             except requests.RequestException as exc:
                 raise self._failure(label, label, url, exc) from None
             self._check_network_answer(label, label, url, response.status_code, content)
@@ -451,8 +619,10 @@ class SyncTransport:
         :raises TransferError: if the answer is larger than ``max_bytes``.
         :return: the number of bytes written.
         """
+        check_http_url(label, url)
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(f".{destination.name}.part")
+        transfer_timeout = self.settings.transfer_timeout
 
         def once() -> int:
             try:
@@ -467,10 +637,10 @@ class SyncTransport:
                         **self._options,
                     ) as response,
                 ):
-                    if response.status_code in (400, 407, 495, 496):
-                        self._check_network_answer(label, label, url, response.status_code, response.content)
                     if not 200 <= response.status_code < 300:
-                        raise storage_error(label, response.status_code, response.content, response.headers)
+                        error_body = self._error_body(response, label)
+                        self._check_network_answer(label, label, url, response.status_code, error_body)
+                        raise storage_error(label, response.status_code, error_body, response.headers)
                     expected = _content_length(response.headers)
                     _check_size(label, expected, max_bytes)
                     progress = Progress(self.log, label, expected)
@@ -479,6 +649,7 @@ class SyncTransport:
                             out.write(chunk)
                             progress.add(len(chunk))
                             _check_size(label, progress.sent, max_bytes)
+                            _check_rate(label, progress, transfer_timeout)
             except requests.RequestException as exc:
                 partial.unlink(missing_ok=True)
                 raise self._failure(label, label, url, exc) from None
@@ -536,7 +707,14 @@ class AsyncTransport:
             raise TypeError(f"{request.label} is not idempotent; the async side only sends idempotent calls")
         # encoded=True: the query goes out byte-for-byte as built, so a signature over it holds.
         url = yarl.URL(self.settings.url(request.target), encoded=True)
+        if "://" in request.path:
+            check_http_url(request.label, str(url))
+        refuse_plain_http_key(self.settings, request, str(url))
         body = request.body()
+        limit = self.settings.max_answer_bytes
+
+        def too_large() -> ApiError:
+            return answer_too_large(request.label, request.name, limit)
 
         proxy, proxy_auth = self._proxy(url)
 
@@ -553,7 +731,7 @@ class AsyncTransport:
                     proxy=proxy,
                     proxy_auth=proxy_auth,
                 ) as response:
-                    content = await response.read()
+                    content = await read_body_async(response, limit, too_large)
                     status, response_headers = response.status, response.headers
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise network_failure(request.label, request.name, str(url), exc, self.settings.network) from None
@@ -571,7 +749,8 @@ class AsyncTransport:
             if not exc.transient:
                 raise
             first_failure: ApiError | None = exc
-        retrying = tenacity.AsyncRetrying(**retry_policy(self.settings, _log_retry(self.log, request.label)))
+        deadline = _DEADLINE.get()
+        retrying = tenacity.AsyncRetrying(**retry_policy(self.settings, _log_retry(self.log, request.label), deadline))
         async for attempt in retrying:
             with attempt:
                 if first_failure is not None:
@@ -720,6 +899,17 @@ def _check_size(label: str, size: int | None, max_bytes: int) -> None:
         raise TransferError(
             f"{label}: the download is larger than the allowed {max_bytes} bytes; refusing it "
             f"(raise max_download_bytes if this is expected)"
+        )
+
+
+def _check_rate(label: str, progress: Progress, grace: float) -> None:
+    elapsed = time.monotonic() - progress.started
+    if elapsed > grace and progress.sent < MIN_TRANSFER_RATE * elapsed:
+        raise TransientApiError(
+            f"{label}: the transfer averaged {progress.sent / elapsed:.0f} bytes/s after {elapsed:.0f} s, "
+            f"below the {MIN_TRANSFER_RATE} bytes/s a transfer must keep up once it has run "
+            "transfer_timeout seconds; giving up on this attempt",
+            endpoint=label,
         )
 
 

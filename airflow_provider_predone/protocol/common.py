@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -185,6 +187,9 @@ DEFAULT_TRANSFER_TIMEOUT = 300.0
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_RETRY_WAIT = 1.0
 DEFAULT_RETRY_MAX_WAIT = 30.0
+#: Largest API answer read (a JSON document; the largest real one, a page of 30 models with
+#: their configs, is a few KiB). An answer announcing more is refused unread.
+DEFAULT_MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
 
 class ConnectionLike(Protocol):
@@ -383,7 +388,8 @@ class HttpSettings:
     :param transfer_timeout: seconds of silence tolerated during an upload or download.
     :param max_retries: retries of a transient failure (so ``max_retries + 1`` attempts).
     :param retry_wait: first backoff wait; doubles each retry, with jitter.
-    :param retry_max_wait: cap of one backoff wait.
+    :param retry_max_wait: cap of one wait between attempts, a server's ``Retry-After`` included.
+    :param max_answer_bytes: largest API answer read; a longer one is an error naming the call.
     :param network: proxies, TLS verification and client certificate (:class:`Networking`).
     """
 
@@ -394,6 +400,7 @@ class HttpSettings:
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_wait: float = DEFAULT_RETRY_WAIT
     retry_max_wait: float = DEFAULT_RETRY_MAX_WAIT
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     network: Networking = field(default_factory=Networking)
 
     @classmethod
@@ -407,7 +414,9 @@ class HttpSettings:
             try:
                 value = float(raw)
             except (TypeError, ValueError):
-                raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be a number, got {raw!r}") from None
+                value = math.nan
+            if not math.isfinite(value):
+                raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be a number, got {raw!r}")
             if value < minimum:
                 raise ValueError(f"Connection {conn_id!r}: extra {name!r} must be >= {minimum}, got {raw!r}")
             return value
@@ -420,6 +429,7 @@ class HttpSettings:
             max_retries=int(number("max_retries", DEFAULT_MAX_RETRIES, 0)),
             retry_wait=number("retry_wait_seconds", DEFAULT_RETRY_WAIT, 0),
             retry_max_wait=number("retry_max_wait_seconds", DEFAULT_RETRY_MAX_WAIT, 0),
+            max_answer_bytes=int(number("max_answer_bytes", DEFAULT_MAX_ANSWER_BYTES, 1024)),
             network=Networking.from_extras(conn_id, extras),
         )
 
@@ -473,7 +483,7 @@ def read_answer(
     text = body.decode("utf-8", "replace")
     try:
         payload = json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):  # an error answer is still read by its status
         payload = None
     error = map_error(request, status, payload, text)
     if error is None:
@@ -497,13 +507,19 @@ def generic_http_error(request: ApiRequest[Any], status: int, text: str) -> ApiE
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    """
+    Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date); ``None`` when
+    absent or not a finite number (``inf``, ``nan``). How long is actually waited is capped by
+    the retry policy, never by the server.
+    """
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         from datetime import datetime
 
@@ -544,25 +560,41 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ApiError) and exc.transient
 
 
-def retry_policy(settings: HttpSettings, before_sleep: Callable[[Any], None] | None = None) -> dict[str, Any]:
+def retry_policy(
+    settings: HttpSettings,
+    before_sleep: Callable[[Any], None] | None = None,
+    deadline: float | None = None,
+) -> dict[str, Any]:
     """
     Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``: the one retry policy.
 
-    Transient failures are retried with exponential backoff and full jitter, never waiting
-    less than a ``Retry-After`` the server sent; everything else fails at once.
+    Transient failures are retried with exponential backoff and full jitter, waiting at least
+    a ``Retry-After`` the server sent but never more than ``retry_max_wait`` (a server cannot
+    park a worker or the triggerer); everything else fails at once.
+
+    :param deadline: Unix time no wait may reach (a trigger's deadline): a retry that would
+        have to wait past it is not made, and the last failure is raised instead.
     """
     import tenacity
 
     backoff = tenacity.wait_random_exponential(multiplier=settings.retry_wait, max=settings.retry_max_wait)
 
-    def wait(retry_state: tenacity.RetryCallState) -> float:
+    def wanted(retry_state: tenacity.RetryCallState) -> float:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
         retry_after = getattr(exc, "retry_after", None) or 0.0
-        return max(float(retry_after), backoff(retry_state))
+        return min(max(float(retry_after), backoff(retry_state)), settings.retry_max_wait)
+
+    def wait(retry_state: tenacity.RetryCallState) -> float:
+        seconds = wanted(retry_state)
+        return seconds if deadline is None else max(0.0, min(seconds, deadline - time.time()))
+
+    def past_deadline(retry_state: tenacity.RetryCallState) -> bool:
+        # Whatever the order tenacity evaluates wait and stop in: the wait wanted decides.
+        return deadline is not None and time.time() + wanted(retry_state) >= deadline
 
     return {
-        "stop": tenacity.stop_after_attempt(settings.max_retries + 1),
+        "stop": tenacity.stop_after_attempt(settings.max_retries + 1) | past_deadline,
         "wait": wait,
         "retry": tenacity.retry_if_exception(is_transient),
         "reraise": True,

@@ -20,6 +20,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_predone import _event_loop, exceptions
 from airflow_provider_predone.exceptions import ApiError
+from airflow_provider_predone.hooks._http import deadline_scope
 from airflow_provider_predone.protocol.common import Phase, StatusSets
 
 #: Longest pause between polls while the service keeps failing transiently.
@@ -159,6 +160,11 @@ class StatusTrigger(BaseTrigger):
     async def poll(self) -> TriggerEvent:
         """Poll until the job ends or the deadline passes; the one event this trigger fires."""
         deadline = self.deadline if self.deadline is not None else time.time() + float(self.timeout or 0)
+        # No retry inside a status check may wait past the deadline (a server's Retry-After included).
+        with deadline_scope(deadline):
+            return await self._poll_until(deadline)
+
+    async def _poll_until(self, deadline: float) -> TriggerEvent:
         statuses = self.statuses
         failures = 0
         if self.first_poll_at is not None:  # absolute: a restarted trigger waits only the rest
