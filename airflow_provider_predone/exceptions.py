@@ -2,11 +2,37 @@
 
 Vendor answers are mapped to a small hierarchy so that DAG authors (and retry policies) can
 tell a wrong key from a deleted model from a transient outage without parsing strings.
+
+Which failures Airflow retries is decided here, by type: a :class:`PermanentError` (a refused
+key, an id that does not exist, a request or input the service refuses, a job that failed)
+cannot heal by waiting, so it derives from Airflow's ``AirflowFailException`` and fails the task
+without its retries, wherever it is raised (a task's ``execute``, a resumed task's
+``execute_complete``, a sensor's poke). Anything else keeps Airflow's retries. The table is in
+``docs/exactly-once.md``.
 """
 
 from __future__ import annotations
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+#: What every permanent error's message says, once, before what to fix.
+NOT_RETRIED = "not retried, as waiting cannot fix it"
+
+
+class PermanentError(AirflowFailException):
+    """
+    A failure that waiting cannot heal: Airflow fails the task at once, without its retries.
+
+    Its message ends by saying so and what to fix (:attr:`remedy`), once, however often the
+    error is wrapped (a trigger's event, a scored row's number).
+    """
+
+    #: what to fix, said after the message
+    remedy: str = "fix what the message names, then clear the task"
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text if NOT_RETRIED in text else f"{text} — {NOT_RETRIED}: {self.remedy}"
 
 
 class ApiError(AirflowException):
@@ -45,20 +71,26 @@ class ApiError(AirflowException):
         self.retry_after = retry_after
 
 
-class AuthenticationError(ApiError):
+class AuthenticationError(ApiError, PermanentError):
     """The key, secret key or signature was refused (wrong, expired, inactive or deleted user)."""
 
+    remedy = "correct the connection's keys (or the prediction API's access rules), then clear the task"
 
-class NotFoundError(ApiError):
-    """The model, data set, retrain job or prediction API does not exist (or was deleted)."""
+
+class NotFoundError(ApiError, PermanentError):
+    """The model, data set, retrain job, prediction API or AiTEMS service does not exist (or was deleted)."""
+
+    remedy = "check the id the task was given (and that nothing deleted it), then clear the task"
 
 
 class JobNotFinishedError(ApiError):
     """The retrain job has not finished, so its model cannot be switched yet."""
 
 
-class BadRequestError(ApiError):
-    """The vendor refused the request as malformed or not allowed."""
+class BadRequestError(ApiError, PermanentError):
+    """The vendor refused the request as malformed or not allowed (a scored row its schema refuses too)."""
+
+    remedy = "correct the value or input the service refused, then clear the task"
 
 
 class PredictionApiNotRunningError(ApiError):
@@ -75,20 +107,28 @@ class TransientApiError(ServerError):
     transient = True
 
 
-class NetworkSettingsError(ApiError):
+class NetworkSettingsError(ApiError, PermanentError):
     """
     The connection's networking settings keep every call from getting through: a server
     certificate that cannot be verified, a client certificate missing or refused, a proxy
     refusing our credentials. Retrying cannot help; the message names the extra to fix.
     """
 
+    remedy = "correct the connection extra the message names, then clear the task"
+
 
 class UnexpectedResponseError(ApiError):
     """The answer could not be understood (not JSON, missing fields, wrong shape)."""
 
 
-class JobFailedError(AirflowException):
-    """A remote job (training, retraining, prediction API build) ended in a failure status."""
+class JobFailedError(PermanentError):
+    """
+    A remote job (training, retraining, prediction API build) ended in a failure status.
+
+    Permanent: a retried task re-attaches to the same failed job (:doc:`/exactly-once`).
+    """
+
+    remedy = "the job's own message says why; correct its data or settings, then run it again"
 
 
 class JobTimeoutError(AirflowException):

@@ -500,9 +500,8 @@ def generic_http_error(request: ApiRequest[Any], status: int, text: str) -> ApiE
     body = f": {snippet(text)!r}" if text.strip() else " and an empty body"
     if status == 429 or status >= 500:
         return TransientApiError(f"{what}{body}", endpoint=request.name, http_status=status)
-    cls: type[ApiError] = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError}.get(
-        status, BadRequestError
-    )
+    by_status: dict[int, type[ApiError]] = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError}
+    cls = by_status.get(status, BadRequestError)
     return cls(f"{what}{body}", endpoint=request.name, http_status=status)
 
 
