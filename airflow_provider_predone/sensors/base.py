@@ -29,7 +29,8 @@ class JobSensor(BaseSensorOperator):
         or failed with the reason in the task's log) instead of resuming it on a worker. With
         ``start_from_trigger`` the wait never takes a worker slot at all. Needs
         ``deferrable`` or ``start_from_trigger``; callbacks run as usual; a failed task gets its
-        retries on Airflow 3.3, not on 3.0.6.
+        retries on Airflow 3.3, not on 3.0.6. Airflow refuses it while listeners (OpenLineage's)
+        are registered, so the task then resumes on a worker as without it, with one warning.
     :param success_statuses: replaces the vendor's success statuses.
     :param failure_statuses: replaces the vendor's failure statuses.
     :param running_statuses: the statuses meaning "still running"; when given, any status
@@ -71,7 +72,11 @@ class JobSensor(BaseSensorOperator):
                 "end_from_trigger=True ends the wait in the triggerer, so it needs deferrable=True "
                 f"or start_from_trigger=True ({self.task_id!r} waits on a worker)"
             )
-        self.end_from_trigger = end_from_trigger
+        # Airflow refuses the whole DAG file at parse when a task has end_from_trigger=True and
+        # listeners are registered (they would miss the task's end), so end on a worker then.
+        #: the listeners that made this sensor end on a worker although end_from_trigger=True
+        self.end_from_trigger_overridden_by = registered_listeners() if end_from_trigger else []
+        self.end_from_trigger = end_from_trigger and not self.end_from_trigger_overridden_by
         if start_from_trigger:
             from airflow.triggers.base import StartTriggerArgs
 
@@ -147,6 +152,15 @@ class JobSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> Any:
         from airflow_provider_predone.triggers.base import sensor_result, validate_event
 
+        if self.end_from_trigger_overridden_by:  # once per task run: every wait in a trigger ends here
+            self.log.warning(
+                "%r ends on a worker, not in the triggerer: Airflow does not support end_from_trigger=True "
+                "while listeners are registered (%s), as they would miss the task's end, and refuses such a DAG. "
+                "Set end_from_trigger=False to keep the listeners without this warning, or remove them "
+                "(OpenLineage: [openlineage] disabled = True) to end in the triggerer.",
+                self.task_id,
+                ", ".join(self.end_from_trigger_overridden_by),
+            )
         if isinstance(event, str):  # dag.test() resumes even a task its trigger ended: the end state
             if event != "success":
                 raise JobFailedError(f"The trigger ended {self.task_id!r} as {event!r}; its log says why")
@@ -154,3 +168,22 @@ class JobSensor(BaseSensorOperator):
         event = validate_event(event, *self.id_fields)
         self.log.info("%s", event.get("message"))
         return sensor_result(event, self.id_fields)
+
+
+def registered_listeners() -> list[str]:
+    """
+    Names of the Airflow listeners registered in this process (OpenLineage's, once configured).
+
+    The Task SDK's listener manager fires on workers (Airflow 3.1+), the core one is the one a DAG
+    parse checks; the first that has any answers. Loading them loads Airflow's plugins (about a
+    second in a fresh process), so only a sensor with ``end_from_trigger=True`` asks.
+    """
+    for module in ("airflow.sdk.listener", "airflow.listeners.listener"):
+        try:
+            manager = importlib.import_module(module).get_listener_manager()
+        except ImportError:  # no Task SDK listeners before Airflow 3.1; a worker may lack the core
+            continue
+        names = [getattr(listener, "__name__", type(listener).__name__) for listener in manager.pm.get_plugins()]
+        if names:
+            return sorted(names)
+    return []

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import DATA, REPO, airflow_home_environment, predone_connection
+from helpers import DATA, REPO, airflow_home_environment, needs_newer_airflow, predone_connection, wait_for
 
+from airflow_provider_predone import files
 from airflow_provider_predone.emulator import EmulatorProcess
+from airflow_provider_predone.hooks.predone import PredictionOneHook
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 SERVICE = "predone://prediction_one"
@@ -31,6 +35,31 @@ def _environment(home: Path, emulator: EmulatorProcess, events: Path) -> dict[st
     env["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps({"type": "file", "log_file_path": str(events), "append": True})
     env["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "predone-tests"
     return env
+
+
+#: prints the import errors of a parse of the DAGs folder, as Airflow's DAG processor parses it
+IMPORT_ERRORS = (
+    "import json\n"
+    "try:\n"
+    "    from airflow.dag_processing.dagbag import DagBag\n"
+    "except ImportError:  # Airflow < 3.1\n"
+    "    from airflow.models.dagbag import DagBag\n"
+    "print('IMPORT_ERRORS', json.dumps(DagBag().import_errors))\n"
+)
+
+
+def _import_errors(env: dict[str, str]) -> dict[str, str]:
+    """
+    The DAG files that fail to parse with this environment's listeners (the OpenLineage
+    provider's among them), but for the examples that need a newer Airflow.
+    """
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORT_ERRORS], env=env, capture_output=True, text=True, timeout=300, cwd=REPO
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    [line] = [line for line in run.stdout.splitlines() if line.startswith("IMPORT_ERRORS ")]
+    errors: dict[str, str] = json.loads(line.removeprefix("IMPORT_ERRORS "))
+    return {path: error for path, error in errors.items() if not needs_newer_airflow(path, error)}
 
 
 def _complete_events(events: Path) -> dict[str, dict[str, Any]]:
@@ -52,6 +81,7 @@ def test_lifecycle_lineage_from_data_to_scored_file(emulator: EmulatorProcess, t
     events, output = tmp_path / "events.jsonl", tmp_path / "output"
     env = _environment(tmp_path / "home", emulator, events)
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300, cwd=REPO)
+    assert _import_errors(env) == {}  # every DAG file parses with the OpenLineage listener registered
     run = subprocess.run(
         [AIRFLOW, "dags", "test", "predone_lifecycle", "--conf", json.dumps({"output_dir": str(output)})],
         env=env,
@@ -135,6 +165,121 @@ def test_operators_work_and_nothing_imports_openlineage_without_the_provider(
     assert emulator.state()["trainings_started"] == 1
     assert list((tmp_path / "result").glob("*/model_summary.json"))  # the task ran to its end
     assert not (tmp_path / "events.jsonl").exists()  # nothing was emitted
+
+
+def _start_training(hook: PredictionOneHook, target: str) -> str:
+    urls = hook.get_upload_urls()
+    hook.upload(urls.learn_data_set_upload_url, files.resolve("train_data", DATA / "train.csv"), label="train")
+    hook.create_model(urls.external_process_id, "sensor", {"tc": target, "tt": "binary_classification", "tv": "yes"})
+    return urls.external_process_id
+
+
+@pytest.mark.timeout(600)
+def test_sensors_with_end_from_trigger_parse_and_end_on_a_worker_with_openlineage(
+    connections: EmulatorProcess, tmp_path: Path
+) -> None:
+    # Airflow refuses end_from_trigger=True at DAG parse while a listener is registered; the
+    # sensors end on a worker instead, so OpenLineage sees them end, with one warning per task run.
+    connections.configure(job_seconds=600.0)  # both end when the test says (finish_jobs)
+    hook = PredictionOneHook()
+    finished, failed = _start_training(hook, "purchased_premium"), _start_training(hook, "missing_column")
+    events, home, log = tmp_path / "events.jsonl", tmp_path / "home", tmp_path / "dags_test.log"
+    env = _environment(home, connections, events)
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300, cwd=REPO)
+    assert _import_errors(env) == {}
+    conf = json.dumps({"finished": finished, "failed": failed})
+    with log.open("w") as out:
+        run = subprocess.Popen(
+            [AIRFLOW, "dags", "test", "predone_sensors_ended_in_trigger", "--conf", conf],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        try:
+            wait_for(
+                "the first sensor to defer",
+                lambda: any("Pausing task as DEFERRED" in line and "task_id=finished" in line for line in _lines(log)),
+                timeout=300,
+            )
+            connections.finish_jobs()  # 'finished' resumes from its trigger; 'failed' fails at its first poke
+            run.wait(timeout=240)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    output = log.read_text()
+    with sqlite3.connect(home / "airflow.db") as db:
+        states = dict(db.execute("SELECT task_id, state FROM task_instance").fetchall())
+        [(xcom,)] = db.execute("SELECT value FROM xcom WHERE task_id = 'finished' AND key = 'return_value'").fetchall()
+    assert states == {"finished": "success", "failed": "failed"}, output[-3000:]
+    # resumed on a worker with the trigger's event (a task its trigger ended has job_status None)
+    assert json.loads(xcom) == {"external_process_id": finished, "status": "success", "job_status": "finished"}
+    ends = {
+        event["job"]["name"].split(".", 1)[1]: event["eventType"]
+        for event in map(json.loads, events.read_text().splitlines())
+        if event["eventType"] in ("COMPLETE", "FAIL") and "." in event["job"]["name"]
+    }
+    assert ends == {"finished": "COMPLETE", "failed": "FAIL"}  # the listener saw both tasks end
+    warnings = [line for line in output.splitlines() if "ends on a worker, not in the triggerer" in line]
+    assert warnings, output[-3000:]
+    assert all("'finished'" in line and "end_from_trigger=False" in line for line in warnings)
+    # one record ('failed' never deferred); Airflow 3.0.6's dags test prints it through two handlers
+    assert len({_time(line) for line in warnings}) == 1, warnings
+
+
+class _Listener:
+    """A listener with no hooks: being registered is what makes Airflow refuse end_from_trigger."""
+
+
+SENSOR_DAG = """
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow_provider_predone.sensors.predone import PredictionOneTrainSensor
+with DAG(dag_id="start_and_end_in_trigger", schedule=None, start_date=datetime(2026, 1, 1)):
+    PredictionOneTrainSensor(task_id="wait", external_process_id="p1", start_from_trigger=True, end_from_trigger=True)
+"""
+
+
+def test_start_and_end_from_trigger_with_a_listener_registered(
+    airflow_db: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In this process, so the trigger's kwargs (serialised at parse) are seen as the scheduler sees them.
+    from airflow.listeners.listener import get_listener_manager
+    from helpers import load_dag
+
+    from airflow_provider_predone.sensors.predone import PredictionOneTrainSensor
+
+    (tmp_path / "start_and_end_in_trigger.py").write_text(SENSOR_DAG)
+    listener, manager = _Listener(), get_listener_manager()
+    manager.add_listener(listener)
+    try:
+        sensor = load_dag(tmp_path, "start_and_end_in_trigger").get_task("wait")  # no import error
+        assert sensor.end_from_trigger is False
+        assert sensor.end_from_trigger_overridden_by == ["_Listener"]
+        assert sensor.start_trigger_args.trigger_kwargs["end_from_trigger"] is False
+        capsys.readouterr()
+        event = {"status": "success", "external_process_id": "p1", "job_status": "finished", "message": "done"}
+        assert sensor.execute_complete({}, event)["job_status"] == "finished"
+        out = capsys.readouterr()
+        assert (out.out + out.err).count("ends on a worker, not in the triggerer") == 1
+    finally:
+        manager.pm.unregister(listener)
+    again = PredictionOneTrainSensor(
+        task_id="w", external_process_id="p1", start_from_trigger=True, end_from_trigger=True
+    )
+    assert again.end_from_trigger is True  # without a listener, the trigger ends the task
+    assert again.start_trigger_args.trigger_kwargs["end_from_trigger"] is True
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _time(line: str) -> str:
+    """A log line's time to the millisecond, whichever of Airflow's formats printed it."""
+    found = re.search(r"\d\d:\d\d:\d\d[.,]\d{3}", line)
+    assert found, line
+    return found.group().replace(",", ".")
 
 
 def test_object_storage_and_local_files_as_openlineage_datasets(tmp_path: Path) -> None:
