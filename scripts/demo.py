@@ -2,8 +2,8 @@
 ``make demo``: the model lifecycle in Airflow against the local emulator, on one machine.
 
 Starts the emulator, prepares an Airflow home under ``.demo/airflow`` with the example DAGs,
-points ``predone_default`` and ``aitems_default`` at the emulator, runs ``predone_lifecycle``
-and ``aitems_train`` with ``airflow dags test`` and prints what happened. Everything it
+points ``predone_default`` and ``aitems_default`` at the emulator, runs ``predone_lifecycle``,
+``aitems_train`` and ``predone_forecast`` with ``airflow dags test`` and prints what happened. Everything it
 writes (Airflow home, task logs, the emulator's files, predictions) stays in ``.demo/``.
 """
 
@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / ".demo"
-DAG_IDS = ("predone_lifecycle", "aitems_train")
+DAG_IDS = ("predone_lifecycle", "aitems_train", "predone_forecast")
+#: Where each DAG writes its outputs, under the demo's output folder (``--conf output_dir``).
+OUTPUT_DIRS = {"predone_lifecycle": ".", "predone_forecast": "forecast"}
 
 
 def main() -> int:
@@ -83,7 +85,7 @@ def main() -> int:
         )
         airflow(env, "db", "migrate")
         for dag_id in DAG_IDS:
-            conf = json.dumps({"output_dir": str(output)}) if dag_id == "predone_lifecycle" else "{}"
+            conf = json.dumps({"output_dir": str(output / OUTPUT_DIRS[dag_id])}) if dag_id in OUTPUT_DIRS else "{}"
             print(f"Running {dag_id} (log: {shown(log_file(demo, dag_id))}) ...", flush=True)
             ok = airflow(env, "dags", "test", dag_id, "--conf", conf, log=log_file(demo, dag_id), check=False)
             print(f"  {dag_id}: {'success' if ok else 'FAILED — see the log'}")
@@ -204,10 +206,30 @@ def print_summary(output: Path, state: dict[str, object], seconds: float, home: 
     print(f"  predictions        {shown(output)}/predictions_before.csv, predictions_after.csv")
     print("AiTEMS (aitems_train)")
     print(f"  trainings          {aitems.get('statuses')} in service {aitems.get('service_id')}")
+    print_forecast(xcom_dict("predone_forecast", "summary"), output / OUTPUT_DIRS["predone_forecast"])
     print("Emulator counters")
     keys = ("trainings_started", "retrain_jobs_started", "model_switches", "classifiers", "predictions")
     print("  " + ", ".join(f"{k}={state.get(k)}" for k in keys))
     print(f"Done in {seconds:.0f} s. {logs_line(demo, home)}")
+
+
+def print_forecast(summary: dict[str, Any], output: Path) -> None:
+    """The forecasting DAG's part of the summary: errors before and after retraining, the forecasts."""
+
+    def rmse(values: object) -> str:
+        value = values.get("rmse") if isinstance(values, dict) else None
+        return f"{value:.1f}" if isinstance(value, float) else "-"
+
+    print("Sales forecast, time-series mode (predone_forecast)")
+    print(f"  backtest rmse      {rmse(summary.get('metrics_trained'))} (last 3 months of the history)")
+    before, after = summary.get("metrics_before"), summary.get("metrics_after")
+    print(f"  rmse on 2026-Q1    {rmse(before)} forecast -> {rmse(after)} retrained")
+    print(f"  gate verdict       {verdict_line(summary.get('quality_gate'))}")
+    forecasts = summary.get("forecasts")
+    for month, stores in sorted(forecasts.items()) if isinstance(forecasts, dict) else []:
+        cells = ", ".join(f"{store} {value:.0f}" for store, value in sorted(stores.items()))
+        print(f"  {month}            {cells}")
+    print(f"  forecasts          {shown(output)}/forecast_2026q1.csv, forecast_2026q2.csv")
 
 
 if __name__ == "__main__":

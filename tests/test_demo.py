@@ -35,13 +35,15 @@ def test_the_summary_names_the_log_files_the_demo_writes(tmp_path: Path) -> None
     demo = demo_script()
     line = demo.logs_line(tmp_path, tmp_path / "airflow")
     assert line == (
-        f"Task logs: {tmp_path}/predone_lifecycle.log, {tmp_path}/aitems_train.log (Airflow home: {tmp_path}/airflow)"
+        f"Task logs: {tmp_path}/predone_lifecycle.log, {tmp_path}/aitems_train.log, "
+        f"{tmp_path}/predone_forecast.log (Airflow home: {tmp_path}/airflow)"
     )
     # ``airflow dags test`` runs the tasks in its own process: Airflow's log folder stays empty.
     assert "logs" not in line.split("(")[1]
     assert [demo.log_file(tmp_path, d) for d in demo.DAG_IDS] == [
         tmp_path / "predone_lifecycle.log",
         tmp_path / "aitems_train.log",
+        tmp_path / "predone_forecast.log",
     ]
 
 
@@ -52,3 +54,20 @@ def test_the_summary_shows_the_gate_verdict() -> None:
     custom = {"verdict": "refused", "reason": "quality_gate mine returned False"}
     assert demo.verdict_line(custom) == "refused (quality_gate mine returned False)"
     assert demo.verdict_line(None) == "not recorded"
+
+
+def test_the_summary_shows_the_forecast(capsys) -> None:
+    demo = demo_script()
+    summary = {
+        "metrics_trained": {"rmse": 12.72},
+        "metrics_before": {"rmse": 55.1},
+        "metrics_after": {"rmse": 40.9},
+        "quality_gate": {"verdict": "accepted", "metric": "rmse", "value": 40.9, "previous": 55.1, "threshold": 55.1},
+        "forecasts": {"2026-01": {"umeda": 644.5, "sakae": 470.6}},
+    }
+    demo.print_forecast(summary, Path("/tmp/out"))
+    printed = capsys.readouterr().out
+    assert "rmse on 2026-Q1    55.1 forecast -> 40.9 retrained" in printed
+    assert "rmse 40.900 vs previous 55.100, threshold 55.100: accepted" in printed
+    assert "2026-01            sakae 471, umeda 644" in printed
+    demo.print_forecast({}, Path("/tmp/out"))  # a run that failed early still prints

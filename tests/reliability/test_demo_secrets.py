@@ -85,7 +85,7 @@ def test_the_demo_prints_logs_and_stores_no_secret(tmp_path: Path) -> None:
     assert not leaks(printed)
     # The `airflow dags test` output: every task's and trigger's log lines.
     run_logs = {path.name: path.read_text() for path in demo.glob("*.log")}
-    assert set(run_logs) == {"predone_lifecycle.log", "aitems_train.log"}
+    assert set(run_logs) == {"predone_lifecycle.log", "aitems_train.log", "predone_forecast.log"}
     assert "Retrain job" in run_logs["predone_lifecycle.log"]  # task log lines are really in there
     assert "is now 'job_finished'" in run_logs["predone_lifecycle.log"]  # and trigger log lines
     for name, text in run_logs.items():

@@ -31,6 +31,7 @@ def test_example_dags_parse_without_import_errors(airflow_db) -> None:
         "predone_retrain_and_switch",
         "predone_sensors_and_cleanup",
         "predone_score_on_switch",
+        "predone_forecast",
         "aitems_train",
     }
     if __version__.startswith("3.0."):
@@ -97,6 +98,25 @@ def test_predone_lifecycle(connections: EmulatorProcess, airflow_db, tmp_path) -
     assert (tmp_path / "predictions_after.csv").read_text().count("\n") == 501
 
 
+def test_predone_forecast(connections: EmulatorProcess, airflow_db, tmp_path) -> None:
+    result = run_dag(EXAMPLES, "predone_forecast", output_dir=str(tmp_path))
+    assert set(result.states.values()) == {"success"}, result.states
+    summary = result.xcom("summary")
+    # The emulator checked the design: trained in time-series mode, by a backtest of the window.
+    assert summary["metrics_trained"]["r2"] > 0.8
+    assert summary["switched"] is True
+    assert summary["metrics_after"]["rmse"] < summary["metrics_before"]["rmse"]  # Umeda's renovation, learnt
+    assert summary["quality_gate"]["verdict"] == "accepted"
+    assert summary["rows_forecast_each"] == [9, 9]  # 3 stores x 3 months, each quarter
+    assert summary["model_versions"] == [1, 2]
+    assert sorted(summary["forecasts"]) == [f"2026-{month:02d}" for month in range(1, 7)]
+    assert all(sorted(stores) == ["sakae", "shibuya", "umeda"] for stores in summary["forecasts"].values())
+    header = (tmp_path / "forecast_2026q2.csv").read_text().splitlines()[0]
+    assert header == "row_number,prediction,month,store,promo,holidays"
+    state = connections.state()
+    assert (state["trainings_started"], state["retrain_jobs_started"], state["model_switches"]) == (1, 1, 1)
+
+
 def test_aitems_train(connections: EmulatorProcess, airflow_db) -> None:
     result = run_dag(EXAMPLES, "aitems_train")
     assert set(result.states.values()) == {"success"}, result.states
@@ -106,7 +126,7 @@ def test_aitems_train(connections: EmulatorProcess, airflow_db) -> None:
     assert connections.state()["aitems_trainings_started"] == 3
 
 
-@pytest.mark.parametrize("dag_id", ["predone_lifecycle", "aitems_train"])
+@pytest.mark.parametrize("dag_id", ["predone_lifecycle", "predone_forecast", "aitems_train"])
 def test_every_wait_is_deferrable(airflow_db, dag_id: str) -> None:
     dag = load_dag(EXAMPLES, dag_id)
     waiting = [t for t in dag.tasks if hasattr(t, "deferrable") and getattr(t, "wait_for_completion", True)]
