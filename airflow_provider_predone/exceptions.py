@@ -155,6 +155,44 @@ class QualityGateRejectedError(AirflowFailException):
     """The quality gate refused the retrained model; nothing was switched."""
 
 
+class OlderModelError(QualityGateRejectedError):
+    """
+    The retrained model is older than the version served now (or may be, and cannot be told
+    apart); nothing was switched. ``allow_older=True`` on the switch allows it.
+
+    :param retrained_version: the retrained model's version, when known.
+    :param served_version: the version the prediction APIs serve now.
+    """
+
+    def __init__(
+        self, message: str, *, retrained_version: int | None = None, served_version: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retrained_version = retrained_version
+        self.served_version = served_version
+
+
+class StaleBaselineError(QualityGateRejectedError):
+    """
+    The quality gate (or the reviewer) would compare with the metrics of a model that is no
+    longer served: the result archive's "previous" model is not the version served now.
+    Nothing was switched.
+    """
+
+
+class AmbiguousModelError(AirflowFailException):
+    """
+    Another model of the same name appeared while a training ran, so which one the training
+    made is not certain; the message names every candidate.
+
+    :param model_ids: the candidate models' ids.
+    """
+
+    def __init__(self, message: str, *, model_ids: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.model_ids = model_ids or []
+
+
 class MetricNotFoundError(AirflowFailException):
     """
     The quality gate's metric is not in the result archive: the gate could not judge, which

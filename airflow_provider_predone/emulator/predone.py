@@ -584,7 +584,9 @@ class PredictionOne:
             raise bad_request("Retrain job is not finished.")
         if not any(c.model_id == model.model_id for c in self.classifiers.values()):
             raise bad_request("Not found classifier.")
-        if not retrain.switched:
+        # A job switched before and replaced since is switched in again, as any other; only the
+        # version served already is left as it is (a repeated call changes nothing).
+        if model.switched is None or model.switched[0] != retrain.version:
             trained = retrain.job.outcome.model
             assert trained is not None
             model.switched = (retrain.version, trained)

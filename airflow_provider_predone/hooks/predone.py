@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import hashlib
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_provider_predone.exceptions import (
+    AmbiguousModelError,
     AuthenticationError,
     InvalidInputError,
     NotFoundError,
@@ -346,13 +347,35 @@ class PredictionOneHook(BaseHook):
             if not page.items or (page.total is not None and offset >= page.total) or len(page.items) < page_size:
                 return
 
-    def find_model_id(self, name: str, created_after: datetime | None = None) -> int | None:
+    def model_ids_named(self, name: str) -> list[int]:
+        """T6: the ids of every model called ``name``, ascending."""
+        return sorted(int(model["model_id"]) for model in self.list_models() if model.get("name") == name)
+
+    def find_model_id(
+        self, name: str, created_after: datetime | None = None, *, existing: Collection[int] | None = None
+    ) -> int | None:
         """
-        The id of the newest model called ``name`` (created after ``created_after``, if given).
+        The id of the model called ``name`` that a training made.
 
         The status answer does not carry the model id, so a finished training is matched to its
-        model through the model list.
+        model through the model list. With ``existing`` (the ids of the models of that name
+        that existed before the training was requested), the one model of that name not among
+        them; more than one such model raises :class:`AmbiguousModelError` naming them. Without
+        it, the newest model of that name (created after ``created_after``, if given): a guess
+        that two trainings of one name running at once both resolve to the later model.
         """
+        if existing is not None:
+            before = set(existing)
+            new = [model_id for model_id in self.model_ids_named(name) if model_id not in before]
+            if len(new) > 1:
+                raise AmbiguousModelError(
+                    f"Models {', '.join(map(str, new))} are all called {name!r} and all appeared while this "
+                    "training ran (another training of that name ran at the same time), so which one it "
+                    "made is not certain. Give each training a name of its own, e.g. "
+                    'model_name="sales-{{ run_id }}"',
+                    model_ids=new,
+                )
+            return new[0] if new else None
         best: tuple[datetime, int] | None = None
         for model in self.list_models():
             if model.get("name") != name:
@@ -363,6 +386,23 @@ class PredictionOneHook(BaseHook):
             if best is None or created >= best[0]:
                 best = (created, int(model["model_id"]))
         return best[1] if best else None
+
+    def get_served_version(self, model_id: int) -> int | None:
+        """
+        The version of ``model_id`` its prediction APIs serve now (C2's ``version``), or, for a
+        model without one, List models' ``version`` (T6); ``None`` if neither names one.
+
+        Prediction APIs of one model serve one version; should they ever differ, the highest
+        counts, so that nothing older than any of them is switched in unnoticed.
+        """
+        versions = [p.version for p in self.list_prediction_apis() if p.model_id == model_id and p.version is not None]
+        if versions:
+            return max(versions)
+        for model in self.list_models():
+            if model.get("model_id") == model_id:
+                version = model.get("version")
+                return version if isinstance(version, int) and not isinstance(version, bool) else None
+        return None
 
     # --- retraining --------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_predone.exceptions import MetricNotFoundError, QualityGateRejectedError
 from airflow_provider_predone.metrics import LOWER_IS_BETTER, GateVerdict, RetrainResult, verdict_of
 from airflow_provider_predone.operators.base import task_result
-from airflow_provider_predone.operators.predone import PredictionOneSwitchModelOperator
+from airflow_provider_predone.operators.predone import PredictionOneSwitchModelOperator, archive_versions
 
 #: the first Airflow release with human-in-the-loop operators
 MIN_AIRFLOW = "3.1"
@@ -53,7 +53,10 @@ class PredictionOneApproveSwitchOperator(PredictionOneSwitchModelOperator, HITLO
     id. The task then waits for the answer without holding a worker (Airflow 3.3 parks it
     in ``awaiting_input``; 3.1 and 3.2 defer it to the triggerer). ``Approve`` switches;
     ``Reject`` switches nothing and ends as ``on_refusal`` says. A quality gate that refuses
-    ends the task the same way without asking anyone.
+    ends the task the same way without asking anyone. The version served now is checked
+    before asking and again when the answer arrives (see
+    :class:`PredictionOneSwitchModelOperator`'s ``allow_older``): an older model, or a review
+    whose "served model" metrics are no longer the served version's, is refused.
 
     The decision (``approval``: ``decision``, ``by``, ``by_id``, ``at``) is recorded with the
     metrics in the XCom, and in the asset event of the switch.
@@ -76,7 +79,21 @@ class PredictionOneApproveSwitchOperator(PredictionOneSwitchModelOperator, HITLO
         super().__init__(subject=subject or "", options=[APPROVE, REJECT], multiple=False, **kwargs)
         self.custom_subject = subject
 
+    @property
+    def compares_metrics(self) -> bool:
+        """The reviewer compares with the archive's "previous" metrics: they must be the served model's."""
+        return True
+
     def execute(self, context: Context) -> Any:
+        record = self.review(context)
+        self.log.info("Asking for approval of retrain job %s of model %s", record["retrain_job_id"], record["model_id"])
+        return HITLOperator.execute(self, context)
+
+    def review(self, context: Context) -> dict[str, Any]:
+        """
+        Everything before the question: the result's metrics, the check against the version
+        served now, the gate; then the request's subject and body. Returns the review record.
+        """
         retrain_job_id, model_id, status = self.finished_retrain()
         what = f"retrain job {retrain_job_id} of model {model_id}"
         if not status.download_url:
@@ -88,18 +105,20 @@ class PredictionOneApproveSwitchOperator(PredictionOneSwitchModelOperator, HITLO
         with self.open_result(
             status.download_url, f"Retrain result ({what})", self.result_dir, retrain_job_id, self.metrics_reader
         ) as result:
+            record.update(metrics=result.metrics, previous_metrics=result.previous_metrics, sizes=data_sizes(result))
+            record.update(archive_versions(result.summary, model_id))
+            self.check_served(context, record, what)
             verdict = verdict_of(self.quality_gate, result) if self.quality_gate is not None else None
-        record.update(metrics=result.metrics, previous_metrics=result.previous_metrics, sizes=data_sizes(result))
         if verdict is not None:
             record["quality_gate"] = verdict.record()
             if not verdict.accepted:
                 refusal = f"The quality gate refused {what}: {verdict.reason}; nothing was switched"
                 self.not_switched(context, record, QualityGateRejectedError(refusal))
-        context["ti"].xcom_push(key=REVIEW_KEY, value=task_result(record))
+        record = task_result(record)
+        context["ti"].xcom_push(key=REVIEW_KEY, value=record)
         self.subject = self.custom_subject or f"Switch Prediction One model {model_id} to retrain job {retrain_job_id}?"
         self.body = review_body(record, verdict)
-        self.log.info("Asking for approval of %s", what)
-        return HITLOperator.execute(self, context)
+        return record
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:  # type: ignore[override]
         answer = HITLOperator.execute_complete(self, context, event)
@@ -120,6 +139,8 @@ class PredictionOneApproveSwitchOperator(PredictionOneSwitchModelOperator, HITLO
         if not approved:
             rejection = f"{user.get('name') or 'The reviewer'} rejected {what}; nothing was switched"
             self.not_switched(context, record, ApprovalRejectedError(rejection))
+        # The answer may come days later: what is served may have changed since the review.
+        self.check_served(context, record, what)
         return self.switch(context, record)
 
 
@@ -159,6 +180,13 @@ def review_body(record: Mapping[str, Any], verdict: GateVerdict | None) -> str:
         lines.append("**Quality gate:** none")
     else:
         lines.append(f"**Quality gate:** {'accepted' if verdict.accepted else 'refused'} — {verdict.reason}")
+    if record.get("served_version") is not None:
+        retrained = record.get("retrained_version")
+        lines.append("")
+        lines.append(
+            f"**Versions:** version {record['served_version']} served now; the retrained model is "
+            + (f"version {retrained}" if retrained is not None else "of a version the result archive does not name")
+        )
     sizes = record.get("sizes") or {}
     labels = (("trained_rows", "trained on"), ("evaluation_rows", "evaluated on"))
     described = [f"{label}: {sizes[key]:,}" for key, label in labels if key in sizes]

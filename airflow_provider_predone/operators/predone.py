@@ -20,11 +20,14 @@ from airflow_provider_predone import assets, files, lineage
 from airflow_provider_predone._task_state import TaskState
 from airflow_provider_predone.exceptions import (
     ApiError,
+    AuthenticationError,
     InvalidInputError,
     JobNotFinishedError,
     MetricNotFoundError,
     NotFoundError,
+    OlderModelError,
     QualityGateRejectedError,
+    StaleBaselineError,
 )
 from airflow_provider_predone.metrics import (
     MetricsReader,
@@ -269,11 +272,16 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
         evaluation: files.DataSource | None,
         column_info: Any,
     ) -> tuple[str, str]:
+        # The models of this name before ours is requested: afterwards, ours is the one new model
+        # of the name (not merely the newest, which a concurrent training of that name may own).
+        existing = self.hook.model_ids_named(self.model_name)
         urls = self.hook.get_upload_urls("csv")
         external_process_id = urls.external_process_id
         requested_at = datetime.now(UTC).isoformat()
         # Recorded before the model is created: a retry after a crash anywhere below finds it.
-        state.set({"external_process_id": external_process_id, "requested_at": requested_at})
+        state.set(
+            {"external_process_id": external_process_id, "requested_at": requested_at, "existing_model_ids": existing}
+        )
         self.hook.upload(urls.learn_data_set_upload_url, train, label=f"Training data {train.name}")
         if evaluation is not None:
             self.hook.upload(urls.eval_data_set_upload_url, evaluation, label=f"Evaluation data {evaluation.name}")
@@ -282,6 +290,25 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
         self.hook.create_model(external_process_id, self.model_name, config)
         self.log.info("Training %s of model %r started", external_process_id, self.model_name)
         return external_process_id, requested_at
+
+    def _find_model(self, context: Context, external_process_id: str, requested_at: Any) -> int | None:
+        """
+        The model this training made, when the status answer does not say: the one model of
+        its name that did not exist before the request (recorded with the retry record).
+        """
+        recorded = TaskState(context, "training").get() or {}
+        existing = recorded.get("existing_model_ids")
+        if recorded.get("external_process_id") == external_process_id and isinstance(existing, list):
+            model_id = self.hook.find_model_id(self.model_name, existing=existing)
+        else:
+            # A record written before the models were remembered: the newest of the name, as then.
+            since = api.parse_datetime(requested_at)
+            model_id = self.hook.find_model_id(self.model_name, since - MODEL_LOOKUP_SLACK if since else None)
+        if model_id is None:
+            self.log.warning(
+                "Training %s finished, but no new model called %r is listed", external_process_id, self.model_name
+            )
+        return model_id
 
     def _upload_column_info(self, url: str, column_info: Any) -> None:
         if isinstance(column_info, files.DataSource):
@@ -297,9 +324,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
         event = validate_event(event, "external_process_id")
         external_process_id = event["external_process_id"]
         status = self.hook.get_train_status(external_process_id)
-        requested_at = api.parse_datetime(kwargs.get("requested_at"))
-        created_after = requested_at - MODEL_LOOKUP_SLACK if requested_at else None
-        model_id = status.model_id or self.hook.find_model_id(self.model_name, created_after)
+        model_id = status.model_id or self._find_model(context, external_process_id, kwargs.get("requested_at"))
         result = None
         if status.result_url:
             with self.open_result(
@@ -514,6 +539,11 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
     refuses, and recorded with both sets of metrics in the XCom (``quality_gate``,
     ``metrics``, ``previous_metrics``) and in the asset event's extra.
 
+    Before switching, the version served now is read (the model's prediction APIs): a retrained
+    model older than it is refused with :class:`OlderModelError` unless ``allow_older``, and a
+    gate whose "previous" metrics are not the served version's is refused with
+    :class:`StaleBaselineError` (see the retrain guide).
+
     :param retrain_job_id: the finished retrain job (or the retrain task's XCom dict).
     :param model_id: the model (its retrain key authorises the switch); taken from
         ``retrain_job_id`` when that is the retrain task's XCom dict.
@@ -525,8 +555,12 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
     :param metrics_reader: ``callable(extracted_folder) -> {name: value}`` or ``(new,
         previous)``, for result archives whose metrics discovery cannot find.
     :param result_dir: where to keep the downloaded result the gate looked at.
+    :param allow_older: switch even to a model older than the one served now (by default such
+        a switch is refused, as ``on_refusal`` says: an older retrain finishing last must not
+        replace a newer one).
     :param predone_conn_id: the ``predone`` connection.
-    :return: ``{"retrain_job_id", "model_id", "switched", "quality_gate", "metrics", "previous_metrics"}``.
+    :return: ``{"retrain_job_id", "model_id", "switched", "quality_gate", "metrics",
+        "previous_metrics", "retrained_version", "previous_version", "served_version"}``.
     """
 
     template_fields: Sequence[str] = ("retrain_job_id", "model_id", "result_dir")
@@ -542,9 +576,12 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         on_refusal: str = "fail",
         metrics_reader: MetricsReader | None = None,
         result_dir: str | None = None,
+        allow_older: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(allow_older, bool):
+            raise InvalidInputError(f"allow_older must be True or False, got {allow_older!r}")
         if on_refusal not in ON_REFUSAL:
             raise InvalidInputError(f"on_refusal must be one of {list(ON_REFUSAL)}, got {on_refusal!r}")
         if quality_gate is not None and not callable(quality_gate):
@@ -557,6 +594,7 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         self.on_refusal = on_refusal
         self.metrics_reader = metrics_reader
         self.result_dir = result_dir
+        self.allow_older = allow_older
 
     def finished_retrain(self) -> tuple[str, int, api.RetrainStatus]:
         """The retrain job and model ids, and the job's status (it must have succeeded)."""
@@ -577,16 +615,26 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         retrain_job_id, model_id, status = self.finished_retrain()
         what = f"retrain job {retrain_job_id} of model {model_id}"
         record: dict[str, Any] = {"retrain_job_id": retrain_job_id, "model_id": model_id}
-        if self.quality_gate is not None:
-            if not status.download_url:
-                raise MetricNotFoundError(
-                    f"The quality gate cannot judge {what}: its status answer has no download_url (no result "
-                    "archive); nothing was switched"
-                )
-            with self.open_result(
-                status.download_url, f"Retrain result ({what})", self.result_dir, retrain_job_id, self.metrics_reader
-            ) as result:
-                verdict = verdict_of(self.quality_gate, result)
+        if self.quality_gate is None and self.allow_older:
+            return self.switch(context, record)  # nothing to check against the served model
+        if self.quality_gate is not None and not status.download_url:
+            raise MetricNotFoundError(
+                f"The quality gate cannot judge {what}: its status answer has no download_url (no result "
+                "archive); nothing was switched"
+            )
+        if not status.download_url:
+            self.check_served(context, record, what)
+            return self.switch(context, record)
+        # Downloaded even without a gate: the archive says which version the retraining made.
+        with self.open_result(
+            status.download_url, f"Retrain result ({what})", self.result_dir, retrain_job_id, self.metrics_reader
+        ) as result:
+            record.update(archive_versions(result.summary, model_id))
+            if self.quality_gate is not None:
+                record.update(metrics=result.metrics, previous_metrics=result.previous_metrics)
+            self.check_served(context, record, what)
+            verdict = verdict_of(self.quality_gate, result) if self.quality_gate is not None else None
+        if verdict is not None:
             record.update(
                 quality_gate=verdict.record(), metrics=result.metrics, previous_metrics=result.previous_metrics
             )
@@ -602,6 +650,86 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
                 refusal = f"The quality gate refused {what}: {verdict.reason}; nothing was switched"
                 self.not_switched(context, record, QualityGateRejectedError(refusal))
         return self.switch(context, record)
+
+    @property
+    def compares_metrics(self) -> bool:
+        """Whether the decision compares with the archive's "previous" metrics (a gate's does)."""
+        return self.quality_gate is not None
+
+    def check_served(self, context: Context, record: dict[str, Any], what: str) -> None:
+        """
+        Read the version served now into ``record`` and refuse (as ``on_refusal`` says) a switch
+        to an older model, or a comparison with metrics of a model that is no longer served.
+
+        ``record`` holds what the result archive said: ``retrained_version`` (the version the
+        retraining made) and ``previous_version`` (the one its "previous" metrics are of, served
+        when the retraining began), each where known.
+        """
+        served = self._served_version(record["model_id"], what)
+        record["served_version"] = served
+        retrained, previous = record.get("retrained_version"), record.get("previous_version")
+        if served is None:
+            self.log.warning("%s: no served version is listed; it cannot be checked for being older", what)
+            return
+        if retrained == served:  # switched already (a retry after the switch): nothing is replaced
+            return
+        self.log.info("%s: version %s served now; retrained version %s", what, served, retrained or "not known")
+        if not self.allow_older:
+            if retrained is not None and retrained < served:
+                self.not_switched(
+                    context,
+                    record,
+                    OlderModelError(
+                        f"{what} made version {retrained}, older than version {served} served now (a later "
+                        "retrain was switched in first); nothing was switched. Pass allow_older=True to "
+                        "switch to the older model anyway",
+                        retrained_version=retrained,
+                        served_version=served,
+                    ),
+                )
+            if retrained is None and previous is not None and previous != served:
+                self.not_switched(
+                    context,
+                    record,
+                    OlderModelError(
+                        f"{what} began while version {previous} was served; version {served} has been switched in "
+                        "since, and neither the job's status nor its result archive says which version it made, "
+                        "so it may be older; nothing was switched. Pass allow_older=True to switch anyway",
+                        served_version=served,
+                    ),
+                )
+            if retrained is None and previous is None:
+                self.log.warning(
+                    "%s: its result archive names no version, so whether it is older than the served version %s "
+                    "cannot be checked",
+                    what,
+                    served,
+                )
+        if self.compares_metrics and previous is not None and previous != served:
+            self.not_switched(
+                context,
+                record,
+                StaleBaselineError(
+                    f"{what} (version {retrained or 'not known'}) cannot be judged against the served model: its "
+                    f"result archive's previous metrics are of version {previous}, served when the retraining "
+                    f"began, and version {served} is served now; nothing was switched. Retrain again to compare "
+                    "with the served model, or switch without comparing"
+                ),
+            )
+
+    def _served_version(self, model_id: int, what: str) -> int | None:
+        try:
+            return self.hook.get_served_version(model_id)
+        except AuthenticationError as exc:
+            raise AuthenticationError(
+                f"{what}: the version served now could not be read ({exc}); it takes a train API key (Get "
+                "classifiers). Pass allow_older=True, without a quality gate, to switch without this check",
+                endpoint=exc.endpoint,
+                http_status=exc.http_status,
+                code=exc.code,
+                error=exc.error,
+                vendor_message=exc.vendor_message,
+            ) from exc
 
     def switch(self, context: Context, record: dict[str, Any]) -> dict[str, Any]:
         """Switch the model to the retrain job in ``record``, emit the asset event, return the result."""
@@ -629,6 +757,22 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
             self.log.warning("%s (on_refusal='skip': the task is skipped)", refusal)
             raise AirflowSkipException(str(refusal))
         raise refusal
+
+
+def archive_versions(summary: Mapping[str, Any] | None, model_id: int) -> dict[str, int]:
+    """
+    What a retrain result archive's summary says of versions: ``retrained_version`` (the one the
+    retraining made) and ``previous_version`` (the one its "previous" metrics are of), where it
+    says them. The vendor's archive layout is undocumented; the emulator's summary names both.
+    """
+    if not isinstance(summary, Mapping) or summary.get("model_id", model_id) != model_id:
+        return {}
+    previous = summary.get("previous")
+    found = {
+        "retrained_version": summary.get("version"),
+        "previous_version": previous.get("version") if isinstance(previous, Mapping) else None,
+    }
+    return {k: v for k, v in found.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 1}
 
 
 # --- prediction APIs -------------------------------------------------------------------------------
