@@ -909,6 +909,7 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
 
     def execute(self, context: Context) -> Any:
         from airflow_provider_predone.scoring import BatchScorer
+        from airflow_provider_predone.scoring_input import check_first_row
 
         classifier_id = path_id(self.classifier_id, "classifier_id")
         if (
@@ -936,6 +937,9 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
                 endpoint="Inference",
             )
         options = api.InferenceOptions(ar=self.with_reasons, ad=self.echo_input, nr=True, pc=self.id_column)
+        # The model's columns are known only from an answer: its first row goes alone, so an
+        # input the model's schema refuses ends here, naming the missing columns.
+        check_first_row(self.hook, prediction_api, source, options, encoding)
         scorer = BatchScorer(
             self.hook, prediction_api, options, concurrency=self.concurrency, log=self.log, encoding=encoding
         )
