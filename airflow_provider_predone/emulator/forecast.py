@@ -264,9 +264,10 @@ def _check_grid(steps: list[int], interval: int, unit: str, spec: TimeSeriesSpec
     hint = f"; the data look like tsu={guessed}" if guessed and guessed != unit else ""
     given = f", tsi={spec.interval}" if spec.interval else ""
     seen = f"{steps[0]}" if steps[0] == steps[-1] else f"{steps[0]} to {steps[-1]}"
+    words = _PLURAL[unit] if seen != "1" else ("month" if unit == "eom" else unit)
     raise DataError(
         f"the time column '{spec.time_column}' (tsc) does not step regularly in {_PLURAL[unit]} "
-        f"(tsu={unit}{given}): consecutive times are {seen} {_PLURAL[unit]} apart, not multiples "
+        f"(tsu={unit}{given}): consecutive times are {seen} {words} apart, not multiples "
         f"of {interval}{hint}"
     )
 

@@ -317,3 +317,26 @@ def test_the_train_operator_wants_the_time_and_series_columns_in_the_evaluation_
     with pytest.raises(InvalidInputError, match=re.escape("has no column for tsc='month'")):
         operator.execute({})
     assert connections.state()["uploads"] == 0
+
+
+def test_hourly_series_numbered_as_integers(predone: PredoneClient, tmp_path: Path) -> None:
+    """Hours, without tsu: the unit comes from the steps; series written 1 and 2 stay labels."""
+    learn = tmp_path / "load.csv"
+    lines = ["time,sensor,load"]
+    for hour in range(48):
+        for sensor in (1, 2):
+            lines.append(f"2026-03-{1 + hour // 24:02d} {hour % 24:02d}:00,{sensor},{100 * sensor + hour % 24}")
+    learn.write_text("\n".join(lines) + "\n")
+    config = {"tc": "load", "tt": "regression", "tsm": True, "tsc": "time", "tss": "sensor", "tsf": 1, "tst": 6}
+    key = predone.key()
+    result = predone.train(key, learn, config, name="load")
+    assert result["status"] == "finished", result
+    found = summary(predone, key, result)["time_series"]
+    assert (found["unit"], found["interval"], found["series"]) == ("hour", 1, ["1", "2"])
+    assert found["history"] == {"first": "2026-03-01 00:00", "last": "2026-03-02 23:00"}
+    classifier = predone.deploy(key, predone.newest_model_id(key))
+    assert infer(classifier, "time,sensor\n2026-03-03 05:00,2\n").status_code == 200
+    late = bad_request(infer(classifier, "time,sensor\n2026-03-03 06:00,2\n"))
+    assert late.startswith(
+        "row 1: 2026-03-03 06:00 is outside the forecast window 2026-03-03 00:00 to 2026-03-03 05:00"
+    )
