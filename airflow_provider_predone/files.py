@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from airflow_provider_predone.exceptions import InvalidInputError, UnsafeArchiveError
+from airflow_provider_predone.protocol.fields import sendable_name
 
 COPY_CHUNK = 1024 * 1024
 COLUMN_TYPES = ("string", "float", "date")
@@ -78,6 +79,7 @@ def resolve(field: str, data: Any, *, extensions: tuple[str, ...] = (".csv",)) -
         raise InvalidInputError(f"{field} is required: a local path or an object storage URL")
     location = _location(field, data)
     name = PurePosixPath(str(getattr(location, "name", "") or "")).name
+    sendable_name(name, f"{field}: the file name")  # it is announced to the service and logged
     if extensions and not name.lower().endswith(extensions):
         raise InvalidInputError(f"{field}: {data!s} must be a file ending in {' or '.join(extensions)} (got {name!r})")
     try:

@@ -41,6 +41,7 @@ from airflow_provider_predone.metrics import (
 from airflow_provider_predone.operators.base import JobOperator, ProviderOperator, task_result
 from airflow_provider_predone.protocol import predone as api
 from airflow_provider_predone.protocol.common import Phase, path_id
+from airflow_provider_predone.protocol.fields import sendable_name
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -208,6 +209,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
         """Every check that can fail on the input, before anything is sent."""
         if not isinstance(self.model_name, str) or not self.model_name.strip():
             raise InvalidInputError(f"model_name must be a non-empty string, got {self.model_name!r}")
+        sendable_name(self.model_name, "model_name")
         config = api.validate_config(self.config)
         self.check_waiting()
         encoding = files.check_encoding(self.encoding)
@@ -429,6 +431,7 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
             raise InvalidInputError(
                 f"upload_filename must be a plain file name ending in {suffix} (no '/' or '\\'), got {filename!r}"
             )
+        sendable_name(filename, "upload_filename")
         self._check_positive_value(model_id, train, encoding)
         return model_id, train, evaluation, filename
 

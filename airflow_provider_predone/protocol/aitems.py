@@ -26,6 +26,7 @@ from airflow_provider_predone.exceptions import (
     TransientApiError,
 )
 from airflow_provider_predone.protocol.common import ApiRequest, StatusSets, path_id, snippet
+from airflow_provider_predone.protocol.fields import AnswerShapeError, answer_id
 
 DEFAULT_HOST = "https://aitems.apigw.ntruss.com"
 API_PATH = "/api/v1"
@@ -83,10 +84,18 @@ def signed_headers(
     }
 
 
-def _dict(payload: Any) -> dict[str, Any]:
+def _dict(payload: Any, field: str = "") -> dict[str, Any]:
     if not isinstance(payload, dict):
-        raise TypeError(f"expected a JSON object, got {type(payload).__name__}")
+        raise AnswerShapeError(field, "a JSON object", payload)
     return payload
+
+
+def _service(payload: Any, where: str = "") -> dict[str, Any]:
+    """A service of an answer (``where`` it is, e.g. ``services[0]``): its ``serviceId`` goes into paths."""
+    service = _dict(payload, where)
+    if service.get("serviceId") is not None:
+        answer_id(service["serviceId"], f"{where}.serviceId" if where else "serviceId")
+    return dict(service)
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -143,15 +152,18 @@ def create_service(
     body: dict[str, Any] = {"name": validate_service_name(name), "type": service_type}
     if description:
         body["description"] = description
-    return ApiRequest("Create service", "POST", "/services", _dict, json=body, idempotent=False)
+    return ApiRequest("Create service", "POST", "/services", _service, json=body, idempotent=False)
 
 
 def list_services() -> ApiRequest[list[dict[str, Any]]]:
     """List services."""
 
     def parse(payload: Any) -> list[dict[str, Any]]:
+        field = "" if isinstance(payload, list) else "services"
         body = payload if isinstance(payload, list) else _dict(payload).get("services", [])
-        return [dict(s) for s in body]
+        if not isinstance(body, list):
+            raise AnswerShapeError("services", "a list", body)
+        return [_service(s, f"{field}[{i}]") for i, s in enumerate(body)]
 
     return ApiRequest("List services", "GET", "/services", parse)
 
@@ -188,8 +200,14 @@ def list_trainings(
     def parse(payload: Any) -> list[dict[str, Any]]:
         trains = _dict(payload)["trains"]
         if not isinstance(trains, list):
-            raise TypeError("'trains' is not a list")
-        return [dict(t) for t in trains]
+            raise AnswerShapeError("trains", "a list", trains)
+        checked = []
+        for i, train in enumerate(trains):
+            train = _dict(train, f"trains[{i}]")
+            if train.get("version") is not None:  # polled by "View training": it goes into a path
+                answer_id(train["version"], f"trains[{i}].version")
+            checked.append(dict(train))
+        return checked
 
     return ApiRequest(
         "List trainings",
@@ -241,7 +259,7 @@ def map_error(request: ApiRequest[Any], status: int, payload: Any, text: str) ->
     if not isinstance(error, dict):
         return None
     code, message, details = error.get("errorCode"), error.get("message"), error.get("details")
-    vendor = " — ".join(str(p) for p in (message, details) if p) or snippet(text)
+    vendor = snippet(" — ".join(str(p) for p in (message, details) if p) or text)
     what = f"{request.label} failed (HTTP {status}, errorCode {code}): {vendor}"
     if status == 429 or status >= 500:
         return TransientApiError(what, endpoint=request.name, http_status=status, code=code, vendor_message=message)

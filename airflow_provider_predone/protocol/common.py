@@ -30,6 +30,7 @@ from airflow_provider_predone.exceptions import (
     TransientApiError,
     UnexpectedResponseError,
 )
+from airflow_provider_predone.protocol.fields import AnswerFieldError, shape
 
 T = TypeVar("T")
 
@@ -105,8 +106,10 @@ def path_id(value: Any, name: str) -> str:
     :raises InvalidInputError: naming ``name`` and what is allowed.
     """
     text = "" if value is None else str(value).strip()
-    if not text or any(c in text for c in "/?#%\\") or text in (".", ".."):
-        raise InvalidInputError(f"{name} must be a non-empty id without '/', '?', '#', '%' or '\\', got {value!r}")
+    if not text or any(c in "/?#%\\" or not c.isprintable() for c in text) or text in (".", ".."):
+        raise InvalidInputError(
+            f"{name} must be a non-empty id without '/', '?', '#', '%', '\\' or control characters, got {value!r}"
+        )
     return text
 
 
@@ -443,14 +446,25 @@ ErrorMapper = Callable[[ApiRequest[Any], int, Any, str], ApiError | None]
 
 
 def decode_json(request: ApiRequest[Any], status: int, body: bytes) -> Any:
-    """The JSON of a 2xx answer (``None`` for an empty body); anything else is a clear error."""
+    """
+    The JSON of a 2xx answer (``None`` for an empty body); anything else is a clear error.
+
+    A body that looks like JSON but does not parse (cut short, mistyped) is the vendor's answer
+    and may hold keys: the error says where it broke, never what it holds. Anything else (a
+    proxy's or login page's HTML) is quoted, shortened and redacted, as error answers are.
+    """
     if not body.strip():
         return None
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python's stack
+        if body.lstrip()[:1] in (b"{", b"["):
+            where = f"{exc.msg} at byte {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            what = f"JSON that does not parse ({where}; {len(body)} bytes, not quoted)"
+        else:
+            what = f"not JSON: {snippet(body)!r}"
         raise UnexpectedResponseError(
-            f"{request.label} answered HTTP {status} with a body that is not JSON: {snippet(body)!r}",
+            f"{request.label} answered HTTP {status} with a body that is {what}",
             endpoint=request.name,
             http_status=status,
         ) from None
@@ -474,9 +488,12 @@ def read_answer(
         payload = decode_json(request, status, body)
         try:
             return request.parse(payload)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            # The answer may carry keys and presigned URLs: name the field and the answer's
+            # shape, never a value (nor an exception's own text, e.g. int()'s, which quotes it).
             raise UnexpectedResponseError(
-                f"{request.label} answered an unexpected body ({type(exc).__name__}: {exc}): {snippet(body)!r}",
+                f"{request.label} answered an unexpected body ({_unreadable(exc)}); "
+                f"its shape: {shape(payload)} (values not quoted)",
                 endpoint=request.name,
                 http_status=status,
             ) from None
@@ -492,6 +509,16 @@ def read_answer(
         error.args = (f"{error} (check the credentials of connection {conn_id!r})",)
     error.retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
     raise error
+
+
+def _unreadable(exc: BaseException) -> str:
+    """Why a 2xx answer could not be read, from the parser's exception, without any value."""
+    kind = next(c.__name__ for c in type(exc).__mro__ if c.__module__ == "builtins")
+    if isinstance(exc, AnswerFieldError):  # its message is built from the field's name only
+        return f"{kind}: {exc}"
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):  # our parsers' literal names
+        return f"{kind}: no field {snippet(exc.args[0], 60)!r}"
+    return f"{kind}: a field has an unexpected type or value"
 
 
 def generic_http_error(request: ApiRequest[Any], status: int, text: str) -> ApiError:
@@ -528,14 +555,25 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 _SECRET_QUERY = re.compile(r"\?[^\s'\"<>]*")
+#: A field whose name says it holds a secret (``"api_key": "…"``, ``Authorization=…``), with its value.
+_SECRET_FIELD = re.compile(
+    r"""(?P<name>["']?[\w-]*(?:api[_-]?key|secret|token|password|passwd|signature|credential|authorization)"""
+    r"""[\w-]*["']?\s*[:=]\s*)(?P<value>"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s,;&}\]]+)""",
+    re.IGNORECASE,
+)
 
 
 def snippet(body: bytes | str, limit: int = 300) -> str:
     """A short, single-line excerpt of an answer body for error messages, without query strings
-    (a presigned URL's signature is in its query)."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = without_query(" ".join(text.split()))
+    (a presigned URL's signature is in its query) or the values of fields named like secrets."""
+    text = body[: limit * 4].decode("utf-8", "replace") if isinstance(body, bytes) else body[: limit * 4]
+    text = redact(without_query(" ".join(text.split())))
     return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def redact(text: str) -> str:
+    """Replace the values of fields named like secrets (``api_key``, ``token``, ...) with ``<redacted>``."""
+    return _SECRET_FIELD.sub(lambda m: f'{m["name"]}"<redacted>"', text)
 
 
 def without_query(text: str) -> str:

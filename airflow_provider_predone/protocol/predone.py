@@ -32,6 +32,14 @@ from airflow_provider_predone.exceptions import (
     ServerError,
 )
 from airflow_provider_predone.protocol.common import ApiRequest, Credential, StatusSets, path_id, snippet
+from airflow_provider_predone.protocol.fields import (
+    AnswerFieldError,
+    AnswerShapeError,
+    answer_id,
+    answer_model_id,
+    kind_of,
+    optional_answer_int,
+)
 
 SERVICE_HOSTS: Mapping[str, str] = {
     "prediction_one": "https://developer-api.predictionone.sony.biz",
@@ -228,28 +236,40 @@ def parse_datetime(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _dict(payload: Any) -> dict[str, Any]:
+def _dict(payload: Any, field: str = "") -> dict[str, Any]:
     if not isinstance(payload, dict):
-        raise TypeError(f"expected a JSON object, got {type(payload).__name__}")
+        raise AnswerShapeError(field, "a JSON object", payload)
     return payload
 
 
-def _optional_int(value: Any) -> int | None:
-    return None if value in (None, "") else int(value)
+def _list(payload: Any, field: str) -> list[Any]:
+    if not isinstance(payload, list):
+        raise AnswerShapeError(field, "a list", payload)
+    return payload
 
 
-def _page(key: str) -> Any:
+def _text(value: Any) -> str | None:
+    """A status or message from an answer, as it may reach logs and events: without query
+    strings (presigned URLs), on one line, of bounded length."""
+    return None if value is None else snippet(str(value), 1000)
+
+
+def _page(key: str, id_field: str) -> Any:
+    """A listing's parser; each item's ``id_field`` must be a positive id (it goes into paths)."""
+
     def parse(payload: Any) -> Page:
         body = _dict(payload)
-        meta = body.get("metadata") or {}
-        items = body[key]
-        if not isinstance(items, list):
-            raise TypeError(f"{key!r} is not a list")
+        meta = _dict(body.get("metadata") or {}, "metadata")
+        items = _list(body[key], key)
+        for i, item in enumerate(items):
+            _dict(item, f"{key}[{i}]")
+            if id_field in item:
+                answer_model_id(item[id_field], f"{key}[{i}].{id_field}")
         return Page(
             items=items,
-            offset=int(meta.get("offset", 0)),
-            limit=int(meta.get("limit", len(items))),
-            total=_optional_int(meta.get("total")),
+            offset=optional_answer_int(meta.get("offset"), "metadata.offset") or 0,
+            limit=optional_answer_int(meta.get("limit"), "metadata.limit") or len(items),
+            total=optional_answer_int(meta.get("total"), "metadata.total"),
         )
 
     return parse
@@ -276,7 +296,7 @@ def get_api_key(credential_type: Credential, model_id: int | None = None) -> Api
         body = _dict(payload)
         key = body["api_key"]
         if not isinstance(key, str) or not key:
-            raise ValueError("api_key is empty")
+            raise AnswerFieldError("api_key", "a non-empty string", kind_of(key))
         return ApiKey(api_key=key, end_date=parse_datetime(body.get("end_date")))
 
     subject = f"a retrain key of model_id={model_id}" if credential_type is Credential.RETRAIN else "a train key"
@@ -294,7 +314,7 @@ def get_upload_urls(extension: str = "csv") -> ApiRequest[UploadUrls]:
     def parse(payload: Any) -> UploadUrls:
         body = _dict(payload)
         return UploadUrls(
-            external_process_id=str(body["external_process_id"]),
+            external_process_id=answer_id(body["external_process_id"], "external_process_id"),
             learn_data_set_upload_url=body["learn_data_set_upload_url"],
             eval_data_set_upload_url=body["eval_data_set_upload_url"],
             column_info_upload_url=body["column_info_upload_url"],
@@ -329,7 +349,8 @@ def create_model(external_process_id: str, name: str, config: Mapping[str, Any])
 
     def parse(payload: Any) -> str:
         body = payload if isinstance(payload, dict) else {}
-        return str(body.get("external_process_id") or external_process_id)
+        answered = body.get("external_process_id")
+        return external_process_id if answered in (None, "") else answer_id(answered, "external_process_id")
 
     return ApiRequest(
         "Train",
@@ -349,11 +370,11 @@ def get_train_status(external_process_id: str) -> ApiRequest[TrainStatus]:
     def parse(payload: Any) -> TrainStatus:
         body = _dict(payload)
         return TrainStatus(
-            status=str(body["status"]),
-            created_datetime=body.get("created_datetime"),
-            updated_datetime=body.get("updated_datetime"),
-            message=body.get("message"),
-            model_id=_optional_int(body.get("model_id")),
+            status=str(_text(body["status"])),
+            created_datetime=_text(body.get("created_datetime")),
+            updated_datetime=_text(body.get("updated_datetime")),
+            message=_text(body.get("message")),
+            model_id=answer_model_id(body.get("model_id")),
             result_url=body.get("result_url") or None,
         )
 
@@ -374,7 +395,7 @@ def list_models(offset: int = 0, limit: int = 30) -> ApiRequest[Page]:
         "List Models",
         "GET",
         "/models",
-        _page("models"),
+        _page("models", "model_id"),
         params={"offset": offset, "limit": limit},
         credential=Credential.TRAIN,
     )
@@ -398,7 +419,7 @@ def list_data_sets(offset: int = 0, limit: int = 30) -> ApiRequest[Page]:
         "List Data Sets",
         "GET",
         "/data-sets",
-        _page("data_sets"),
+        _page("data_sets", "data_set_id"),
         params={"offset": offset, "limit": limit},
         credential=Credential.TRAIN,
     )
@@ -419,7 +440,9 @@ def get_retrain_upload_url(model_id: int, filename: str) -> ApiRequest[RetrainUp
 
     def parse(payload: Any) -> RetrainUpload:
         body = _dict(payload)
-        return RetrainUpload(retrain_job_id=str(body["retrain_job_id"]), upload_url=body["upload_url"])
+        return RetrainUpload(
+            retrain_job_id=answer_id(body["retrain_job_id"], "retrain_job_id"), upload_url=body["upload_url"]
+        )
 
     return ApiRequest(
         "Retrain Data Upload",
@@ -438,12 +461,14 @@ def get_retrain_status(retrain_job_id: str, model_id: int) -> ApiRequest[Retrain
 
     def parse(payload: Any) -> RetrainStatus:
         body = _dict(payload)
-        meta = body.get("metadata") or {}
+        meta = _dict(body.get("metadata") or {}, "metadata")
+        answered = meta.get("retrain_job_id")
+        job_id = retrain_job_id if answered in (None, "") else answer_id(answered, "metadata.retrain_job_id")
         return RetrainStatus(
-            status=str(body["status"]),
-            retrain_job_id=str(meta.get("retrain_job_id") or retrain_job_id),
-            model_id=_optional_int(body.get("model_id")),
-            message=body.get("message"),
+            status=str(_text(body["status"])),
+            retrain_job_id=job_id,
+            model_id=answer_model_id(body.get("model_id")),
+            message=_text(body.get("message")),
             download_url=body.get("download_url") or None,
         )
 
@@ -481,10 +506,13 @@ def create_prediction_api(model_id: int, rules: Sequence[Mapping[str, Any]]) -> 
 
     def parse(payload: Any) -> CreatedPredictionApi:
         body = _dict(payload)
+        key = body["api_key"]
+        if not isinstance(key, str) or not key:
+            raise AnswerFieldError("api_key", "a non-empty string", kind_of(key))
         return CreatedPredictionApi(
-            classifier_id=str(body["classifier_id"]),
-            version=_optional_int(body.get("version")),
-            api_key=body["api_key"],
+            classifier_id=answer_id(body["classifier_id"], "classifier_id"),
+            version=optional_answer_int(body.get("version"), "version"),
+            api_key=key,
         )
 
     return ApiRequest(
@@ -499,12 +527,14 @@ def create_prediction_api(model_id: int, rules: Sequence[Mapping[str, Any]]) -> 
     )
 
 
-def _prediction_api(item: Mapping[str, Any]) -> PredictionApi:
+def _prediction_api(item: Any, where: str = "") -> PredictionApi:
+    """One prediction API of an answer; ``where`` prefixes its fields in errors (``classifiers[0].``)."""
+    item = _dict(item, where.rstrip("."))
     return PredictionApi(
-        classifier_id=str(item["classifier_id"]),
-        model_id=_optional_int(item.get("model_id")),
-        status=str(item.get("status", "")),
-        version=_optional_int(item.get("version")),
+        classifier_id=answer_id(item["classifier_id"], f"{where}classifier_id"),
+        model_id=answer_model_id(item.get("model_id"), f"{where}model_id"),
+        status=str(_text(item.get("status", ""))),
+        version=optional_answer_int(item.get("version"), f"{where}version"),
         active=item.get("active"),
         api_key=str(item.get("api_key") or ""),
         url=str(item.get("url") or ""),
@@ -516,7 +546,8 @@ def list_prediction_apis() -> ApiRequest[list[PredictionApi]]:
     """C2 Get classifiers."""
 
     def parse(payload: Any) -> list[PredictionApi]:
-        return [_prediction_api(item) for item in _dict(payload)["classifiers"]]
+        items = _list(_dict(payload)["classifiers"], "classifiers")
+        return [_prediction_api(item, f"classifiers[{i}].") for i, item in enumerate(items)]
 
     return ApiRequest("Get Classifiers", "GET", "/classifiers", parse, credential=Credential.TRAIN)
 
@@ -527,14 +558,18 @@ def get_prediction_api(classifier_id: str) -> ApiRequest[PredictionApi]:
     def parse(payload: Any) -> PredictionApi:
         body = _dict(payload)
         if "classifiers" in body:
-            matches = [c for c in body["classifiers"] if str(c.get("classifier_id")) == classifier_id]
+            items = enumerate(_list(body["classifiers"], "classifiers"))
+            matches = [(i, c) for i, c in items if isinstance(c, dict) and str(c.get("classifier_id")) == classifier_id]
             if not matches:
                 raise NotFoundError(
                     f"Get Classifiers: prediction API {classifier_id!r} is not in the answer",
                     endpoint="Get Classifiers",
                 )
-            return _prediction_api(matches[0])
-        return _prediction_api(body.get("classifier", body))
+            i, match = matches[0]
+            return _prediction_api(match, f"classifiers[{i}].")
+        if "classifier" in body:
+            return _prediction_api(body["classifier"], "classifier.")
+        return _prediction_api(body)
 
     return ApiRequest(
         "Get Classifiers",
@@ -562,7 +597,7 @@ def update_prediction_api(
         body["is_editable"] = is_editable
 
     def parse(payload: Any) -> PredictionApi:
-        return _prediction_api(_dict(payload)["classifier"])
+        return _prediction_api(_dict(payload)["classifier"], "classifier.")
 
     return ApiRequest(
         "Update Classifier",
@@ -633,8 +668,8 @@ _BASE64_PLACEHOLDER = b"@base64@"
 
 def _inference_result(payload: Any) -> InferenceResult:
     body = _dict(payload)
-    outputs = {str(o["name"]): base64.b64decode(o["data"], validate=True) for o in body["outputs"]}
-    return InferenceResult(version=_optional_int(body.get("version")), outputs=outputs)
+    outputs = {str(o["name"]): base64.b64decode(o["data"], validate=True) for o in _list(body["outputs"], "outputs")}
+    return InferenceResult(version=optional_answer_int(body.get("version"), "version"), outputs=outputs)
 
 
 # --- secrets in answers ------------------------------------------------------------------------
@@ -742,8 +777,8 @@ def map_error(request: ApiRequest[Any], status: int, payload: Any, text: str) ->
     if code is not None:
         parts.append(f"code {code}")
     if error:
-        parts.append(str(error))
-    what = f"{request.label} failed ({', '.join(parts)}): {message_text or snippet(text)!r} — {meaning}"
+        parts.append(snippet(str(error), 100))
+    what = f"{request.label} failed ({', '.join(parts)}): {snippet(message_text or text)!r} — {meaning}"
     return cls(what, endpoint=request.name, http_status=status, code=code, error=error, vendor_message=message_text)
 
 
