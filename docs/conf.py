@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,3 +52,19 @@ html_theme_options = {
     "sidebar_width": "250px",
 }
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}
+
+
+def _public_methods_too(app: object, what: str, name: str, obj: object, skip: bool, options: object) -> bool | None:
+    """
+    Every public method and property of a class is in the reference, with a docstring of its
+    own or not (``AitemsHook.list_services`` had none, so autodoc left it out); attributes
+    without one stay out.
+    """
+    routine = inspect.isroutine(obj) or isinstance(obj, property | functools.cached_property)
+    if skip and what == "class" and not name.startswith("_") and routine:
+        return False
+    return None
+
+
+def setup(app: Any) -> None:
+    app.connect("autodoc-skip-member", _public_methods_too)

@@ -10,6 +10,7 @@ the classes named (in backticks) by the nearest heading above it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -141,3 +142,68 @@ def test_inline_examples_compile(guide: Path) -> None:
 def test_classifier_id_is_explained() -> None:
     text = (REPO / "docs" / "guides" / "prediction-api.md").read_text()
     assert "`classifier_id`" in text
+
+
+# --- the API reference -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api_reference(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``docs/api.rst`` built by Sphinx with the site's ``conf.py``, alone (the whole site takes longer)."""
+    pytest.importorskip("sphinx")
+    import subprocess
+    import sys
+
+    source = tmp_path_factory.mktemp("api-source")
+    conf = REPO / "docs" / "conf.py"
+    (source / "conf.py").write_text(
+        f"import runpy\nglobals().update(runpy.run_path({str(conf)!r}))\nroot_doc = 'api'\nhtml_static_path = []\n"
+    )
+    (source / "api.rst").write_text((REPO / "docs" / "api.rst").read_text())
+    out = tmp_path_factory.mktemp("api-html")
+    built = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-q", "-b", "html", str(source), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    return (out / "api.html").read_text()
+
+
+def public_methods() -> list[str]:
+    """``module.Class.name`` of every public method and property of the hooks, operators and sensors."""
+    from airflow_provider_predone import hooks, operators, sensors
+
+    names = []
+    for package in (hooks, operators, sensors):
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("_"):
+                continue
+            try:
+                module = importlib.import_module(f"{package.__name__}.{info.name}")
+            except ImportError:  # a module for a newer Airflow (human-in-the-loop needs 3.1)
+                continue
+            for class_name, cls in vars(module).items():
+                if not inspect.isclass(cls) or cls.__module__ != module.__name__ or class_name.startswith("_"):
+                    continue
+                for name, member in vars(cls).items():
+                    routine = inspect.isroutine(member) or isinstance(member, property | functools.cached_property)
+                    if routine and not name.startswith("_"):
+                        names.append(f"{module.__name__}.{class_name}.{name}")
+    return names
+
+
+def test_every_public_hook_operator_and_sensor_method_is_in_the_api_reference(api_reference: str) -> None:
+    anchors = set(re.findall(r'id="([^"]+)"', api_reference))
+    methods = public_methods()
+    assert "airflow_provider_predone.hooks.aitems.AitemsHook.list_services" in methods
+    missing = [name for name in methods if name not in anchors]
+    assert not missing, f"not in the API reference: {missing}"
+
+
+def test_no_docstring_field_renders_raw(api_reference: str) -> None:
+    """A field list glued to a sentence (``Delete a model. :param model_id: ...``) is shown as text."""
+    text = re.sub(r"<[^>]+>", "", api_reference)
+    raw = re.findall(r"[^\n]{0,60}:(?:param|type|return|returns|rtype|raises)\b[^\n]{0,60}", text)
+    assert not raw, raw

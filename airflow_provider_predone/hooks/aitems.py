@@ -51,6 +51,7 @@ class AitemsConnection:
 
     @classmethod
     def from_connection(cls, conn: ConnectionLike) -> AitemsConnection:
+        """Read an ``aitems`` connection; a missing key or a bad setting fails naming the field."""
         if not conn.login or not conn.password:
             raise AuthenticationError(
                 f"Connection {conn.conn_id!r} needs the access key ID (login) and secret key (password)"
@@ -85,6 +86,7 @@ class AitemsHook(BaseHook):
 
     @cached_property
     def connection_info(self) -> AitemsConnection:
+        """The connection's keys and HTTP settings, read once per hook (network secrets masked)."""
         info = AitemsConnection.from_connection(self.get_connection(self.aitems_conn_id))
         mask_network_secrets(info.settings.network)
         return info
@@ -120,6 +122,7 @@ class AitemsHook(BaseHook):
         )
 
     def list_services(self) -> list[dict[str, Any]]:
+        """List services (``GET /services``): every service of the account, with its ``serviceId``."""
         return self.call(api.list_services())
 
     def create_service(self, name: str, service_type: str = "batch", description: str | None = None) -> dict[str, Any]:
@@ -207,7 +210,9 @@ class AitemsAsyncClient:
         self._transport = transport
 
     async def call(self, request: ApiRequest[T]) -> T:
+        """Send one idempotent request, signed at each attempt."""
         return await self._transport.send(request, self.info.headers_for(request))
 
     async def get_training(self, service_id: str, train_type: str, version: str) -> dict[str, Any]:
+        """A5 View training, for the triggers."""
         return await self.call(api.get_training(service_id, train_type, version))

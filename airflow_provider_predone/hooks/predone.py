@@ -66,6 +66,7 @@ class PredictionOneConnection:
 
     @classmethod
     def from_connection(cls, conn: ConnectionLike) -> PredictionOneConnection:
+        """Read a ``predone`` connection; an unknown service or a bad setting fails naming the field."""
         extras = connection_extras(conn)
         service = extras.get("service") or api.DEFAULT_SERVICE
         try:
@@ -101,6 +102,7 @@ class PredictionOneConnection:
         )
 
     def cache_key(self, credential: Credential, model_id: int | None) -> tuple[str, ...]:
+        """The :data:`API_KEYS` entry of a key of this connection (host, account, kind, model)."""
         # The secret's fingerprint keeps keys of two accounts on one host apart, without
         # keeping the secret itself as a dictionary key.
         secret = hashlib.sha256((self.secret_key or "").encode()).hexdigest()[:16]
@@ -124,12 +126,14 @@ class ApiKeyCache:
         )
 
     def get(self, key: tuple[str, ...]) -> str | None:
+        """The cached key, unless it is missing or due for renewal."""
         entry = self._keys.get(key)
         if entry is None or datetime.now(UTC) >= entry[1]:
             return None
         return entry[0]
 
     def put(self, key: tuple[str, ...], issued: api.ApiKey) -> None:
+        """Keep ``issued`` until :data:`KEY_RENEWAL_MARGIN` before its ``end_date``."""
         now = datetime.now(UTC)
         end = issued.end_date or now + UNKNOWN_KEY_LIFETIME
         self._keys[key] = (issued.api_key, max(now, end - KEY_RENEWAL_MARGIN))
@@ -143,6 +147,7 @@ class ApiKeyCache:
         return False
 
     def clear(self) -> None:
+        """Forget every key (tests; a rotated secret key)."""
         self._keys.clear()
 
     def lock(self, key: tuple[str, ...]) -> asyncio.Lock:
@@ -185,6 +190,7 @@ class PredictionOneHook(BaseHook):
 
     @cached_property
     def connection_info(self) -> PredictionOneConnection:
+        """The connection's service, keys and HTTP settings, read once per hook (network secrets masked)."""
         info = PredictionOneConnection.from_connection(self.get_connection(self.predone_conn_id))
         mask_network_secrets(info.settings.network)
         return info
@@ -567,17 +573,21 @@ class PredictionOneAsyncClient:
         return answer
 
     async def get_train_status(self, external_process_id: str) -> api.TrainStatus:
+        """T5 Train Status Check (without its ``result_url``)."""
         return await self.call(api.get_train_status(external_process_id))
 
     async def get_retrain_status(self, retrain_job_id: str, model_id: int) -> api.RetrainStatus:
+        """R2 Retrain Status Check (without its ``download_url``)."""
         return await self.call(api.get_retrain_status(retrain_job_id, model_id))
 
     async def get_prediction_api(self, classifier_id: str) -> api.PredictionApi:
+        """C2 for one prediction API."""
         return await self.call(api.get_prediction_api(classifier_id))
 
     async def infer(
         self, prediction_api: api.PredictionApi, csv_bytes: bytes, options: api.InferenceOptions
     ) -> api.InferenceResult:
+        """I1: score ``csv_bytes`` (header + rows) with the prediction API's own key."""
         return await self._transport.send(
             api.infer(prediction_api.url, csv_bytes, options), {"x-api-key": prediction_api.api_key}
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
@@ -27,10 +27,15 @@ def default_deferrable() -> bool:
 MIN_FIRST_POLL_DELAY = 10.0
 
 
-def first_poll_at(poll_interval: float) -> float:
+def first_poll_at(poll_interval: float, log: Any = None, field: str = "poll_interval") -> float:
     """
     When the trigger of a task deferring now checks first: one poll interval after the task's
     own check, and not before ``[predone] min_first_poll_delay`` seconds (default 10).
+
+    :param poll_interval: the task's seconds between status checks.
+    :param log: the task's logger: when given, when the first check comes, and why, is logged
+        (once per deferral), since a short ``poll_interval`` alone does not say it.
+    :param field: the name of ``poll_interval`` on the task, for that line.
 
     Why the floor: a deferring task's worker exits and the executor reports that exit as
     ``success``. If the trigger fires and the scheduler queues the same try again before it has
@@ -39,7 +44,27 @@ def first_poll_at(poll_interval: float) -> float:
     executor gave that report 10 s (``RunningRetryAttemptType``) before requeueing the task.
     """
     floor = float(conf.getfloat("predone", "min_first_poll_delay", fallback=MIN_FIRST_POLL_DELAY))
-    return time.time() + max(poll_interval, floor)
+    delay = max(poll_interval, floor)
+    at = time.time() + delay
+    if log is not None:
+        clock = datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S UTC")
+        if floor > poll_interval:
+            log.info(
+                "Deferring: the first status check comes in %g s (at %s), not %s=%g s: [predone] "
+                "min_first_poll_delay is %g s, so that the task cannot resume before the executor has "
+                "reported its deferral (see docs/deferrable.md); later checks come every %g s",
+                delay,
+                clock,
+                field,
+                poll_interval,
+                floor,
+                poll_interval,
+            )
+        else:
+            log.info(
+                "Deferring: the first status check comes in %g s (at %s), one %s after this check", delay, clock, field
+            )
+    return at
 
 
 def positive_seconds(field: str, value: Any) -> float:
@@ -152,6 +177,7 @@ class JobOperator(ProviderOperator):
         return positive_seconds("poll_interval", self.poll_interval), positive_seconds("timeout", self.timeout)
 
     def trigger_kwargs(self) -> dict[str, Any]:
+        """The waiting part of this operator's trigger kwargs (connection, interval, deadline, statuses)."""
         poll_interval, timeout = self.check_waiting()
         return {
             "conn_id": self.conn_id,
@@ -174,11 +200,16 @@ class JobOperator(ProviderOperator):
             ended = _event_loop.run(trigger.check_once())
             if ended is not None:
                 return self.execute_complete(context, dict(ended.payload), **resume_kwargs)
-            trigger.first_poll_at = first_poll_at(trigger.poll_interval)
+            trigger.first_poll_at = first_poll_at(trigger.poll_interval, self.log)
             self.defer(trigger=trigger, method_name="execute_complete", kwargs=resume_kwargs or None)
         from airflow_provider_predone.triggers.base import run_inline
 
         return self.execute_complete(context, run_inline(trigger), **resume_kwargs)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """
+        Finish the task with the trigger's ``event`` (a job that ended, or the deadline): the
+        result on success, else the typed error the event stands for (see
+        :func:`~..triggers.base.validate_event`).
+        """
         raise NotImplementedError

@@ -1017,7 +1017,11 @@ class _DeleteOperator(PredictionOneBaseOperator):
 
 
 class PredictionOneDeleteModelOperator(_DeleteOperator):
-    """Delete a model. :param model_id: the model."""
+    """
+    Delete a model.
+
+    :param model_id: the model.
+    """
 
     template_fields: Sequence[str] = ("model_id",)
     resource, id_field = "model", "model_id"
@@ -1031,7 +1035,11 @@ class PredictionOneDeleteModelOperator(_DeleteOperator):
 
 
 class PredictionOneDeleteDataSetOperator(_DeleteOperator):
-    """Delete a data set. :param data_set_id: the data set."""
+    """
+    Delete a data set.
+
+    :param data_set_id: the data set.
+    """
 
     template_fields: Sequence[str] = ("data_set_id",)
     resource, id_field = "data set", "data_set_id"
@@ -1045,7 +1053,11 @@ class PredictionOneDeleteDataSetOperator(_DeleteOperator):
 
 
 class PredictionOneDeletePredictionApiOperator(_DeleteOperator):
-    """Delete a prediction API. :param classifier_id: the prediction API."""
+    """
+    Delete a prediction API.
+
+    :param classifier_id: the prediction API.
+    """
 
     template_fields: Sequence[str] = ("classifier_id",)
     resource, id_field = "prediction API", "classifier_id"

@@ -142,7 +142,7 @@ class JobSensor(BaseSensorOperator):
         if self.poke(context):
             return self._result()
         trigger = self._trigger(time.time() + float(self.timeout))
-        trigger.first_poll_at = first_poll_at(float(self.poke_interval))  # not at once: see there
+        trigger.first_poll_at = first_poll_at(float(self.poke_interval), self.log, "poke_interval")  # see there
         self.defer(trigger=trigger, method_name="execute_complete")
 
     def _result(self) -> dict[str, Any]:
