@@ -26,6 +26,8 @@ _HELP = {
     "inference_latency_ms": "time from an inference request's arrival to its answer",
     "fault_rate": "test support (--test-controls): probability that a request gets a transient fault",
     "fault_seed": "seed of the fault sequence",
+    "fault_kinds": "test support (--test-controls): the fault kinds drawn, comma-separated (e.g. slow); "
+    "all of them when empty",
     "slow_seconds": "how long a 'slow' fault holds the answer",
     "retrain_upload_hold_before": "test support (--test-controls): seconds a retrain-data upload waits "
     "before its body is read",

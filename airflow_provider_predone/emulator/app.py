@@ -22,6 +22,7 @@ from airflow_provider_predone import _event_loop
 from .aitems import Aitems
 from .config import EmulatorConfig
 from .errors import ApiError
+from .faults import FAULT_KINDS
 from .predone import PredictionOne
 from .runtime import Runtime
 from .storage import Storage
@@ -113,7 +114,8 @@ class Emulator:
             return await handler(request)
         runtime = self.runtime
         runtime.counters.requests += 1
-        kind = runtime.faults.draw(runtime.config.fault_rate)
+        kinds = runtime.config.fault_kinds
+        kind = runtime.faults.draw(runtime.config.fault_rate, tuple(kinds.split(",")) if kinds else FAULT_KINDS)
         if kind is None:
             return await handler(request)
         if kind.startswith("http_"):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Settings that inject faults or hold requests: test support, refused unless ``test_controls``.
-TEST_CONTROL_SETTINGS = ("fault_rate", "retrain_upload_hold_before", "retrain_upload_hold_after")
+TEST_CONTROL_SETTINGS = ("fault_rate", "fault_kinds", "retrain_upload_hold_before", "retrain_upload_hold_after")
 
 # Settings that ``POST /_emulator/config`` may change while the server runs, with their types.
 RUNTIME_SETTINGS: dict[str, type] = {
@@ -15,6 +15,7 @@ RUNTIME_SETTINGS: dict[str, type] = {
     "build_seconds": float,
     "fault_rate": float,
     "fault_seed": int,
+    "fault_kinds": str,
     "slow_seconds": float,
     "inference_latency_ms": float,
     "api_key_ttl": float,
@@ -41,6 +42,8 @@ class EmulatorConfig:
     :param inference_latency_ms: time from an inference request's arrival to its answer.
     :param fault_rate: probability that a vendor request gets a transient fault.
     :param fault_seed: seed of the fault sequence.
+    :param fault_kinds: test support: the kinds of fault drawn, comma-separated (``slow`` or
+        ``slow,http_503``...); empty for all of them.
     :param slow_seconds: how long a ``slow`` fault holds the answer.
     :param retrain_upload_hold_before: test support: seconds a retrain-data PUT waits before its
         body is read (dropped if its client went away meanwhile).
@@ -73,6 +76,7 @@ class EmulatorConfig:
     inference_latency_ms: float = 0.0
     fault_rate: float = 0.0
     fault_seed: int = 0
+    fault_kinds: str = ""
     slow_seconds: float = 35.0
     retrain_upload_hold_before: float = 0.0
     retrain_upload_hold_after: float = 0.0
@@ -89,6 +93,7 @@ class EmulatorConfig:
 
         if self.result_layout not in RESULT_LAYOUTS:
             raise ValueError(f"result_layout must be one of {', '.join(RESULT_LAYOUTS)}, got {self.result_layout!r}")
+        self.fault_kinds = _fault_kinds(self.fault_kinds)
         if not self.test_controls:
             used = ", ".join(name for name in TEST_CONTROL_SETTINGS if getattr(self, name))
             if used:
@@ -105,6 +110,11 @@ class EmulatorConfig:
             kind = RUNTIME_SETTINGS.get(name)
             if kind is None:
                 raise ValueError(f"unknown setting {name!r}; accepted: {', '.join(RUNTIME_SETTINGS)}")
+            if kind is str:
+                if not isinstance(value, str):
+                    raise ValueError(f"{name} must be a string")
+                converted[name] = _fault_kinds(value)
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{name} must be a number")
             if kind is int and value != int(value):
@@ -117,3 +127,14 @@ class EmulatorConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _fault_kinds(value: str) -> str:
+    """``fault_kinds`` checked and normalised (``" slow, http_503"`` -> ``"slow,http_503"``)."""
+    from .faults import FAULT_KINDS
+
+    kinds = [kind.strip() for kind in value.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in FAULT_KINDS]
+    if unknown:
+        raise ValueError(f"fault_kinds: unknown kind(s) {', '.join(unknown)}; choose from {', '.join(FAULT_KINDS)}")
+    return ",".join(kinds)

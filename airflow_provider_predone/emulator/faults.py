@@ -22,15 +22,16 @@ class FaultInjector:
         """Restart the sequence of draws (the counts go on)."""
         self._random = random.Random(seed)
 
-    def draw(self, rate: float) -> str | None:
+    def draw(self, rate: float, kinds: tuple[str, ...] = FAULT_KINDS) -> str | None:
         """The fault of the next request, or ``None``.
 
         :param rate: the probability of a fault.
+        :param kinds: the kinds to draw from (all of them by default).
         """
         value = self._random.random()
         if value >= rate:
             return None
         # value / rate is uniform on [0, 1) given a fault: it picks the kind uniformly.
-        kind = FAULT_KINDS[min(int(value / rate * len(FAULT_KINDS)), len(FAULT_KINDS) - 1)]
+        kind = kinds[min(int(value / rate * len(kinds)), len(kinds) - 1)]
         self.counts[kind] += 1
         return kind
