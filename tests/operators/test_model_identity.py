@@ -164,6 +164,9 @@ def test_an_older_retrain_does_not_replace_a_newer_one_unless_allowed(two_retrai
     # The newer job is newer than what is served again: switched back, no keyword needed.
     assert switch("newer_again", model_id, newer)["switched"] is True
     assert served_version(model_id) == 3
+    # A retried switch finds its own version served: not older, switched again (no change).
+    assert switch("newer_retried", model_id, newer)["switched"] is True
+    assert served_version(model_id) == 3
 
 
 def test_an_older_retrain_refused_with_on_refusal_skip_is_skipped(two_retrains) -> None:
