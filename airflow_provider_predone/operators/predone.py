@@ -677,6 +677,10 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         if retrained == served:  # switched already (a retry after the switch): nothing is replaced
             return
         self.log.info("%s: version %s served now; retrained version %s", what, served, retrained or "not known")
+        if self.allow_older and retrained is not None and retrained < served:
+            self.log.warning(
+                "%s: switching to version %s, older than version %s (allow_older=True)", what, retrained, served
+            )
         if not self.allow_older:
             if retrained is not None and retrained < served:
                 self.not_switched(
