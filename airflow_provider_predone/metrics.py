@@ -10,22 +10,22 @@ case-, width- and space-insensitively. A value found under a key, column or row 
 served model's; anything else is the new model's. When that guess cannot work for an
 archive, a ``metrics_reader`` (a callable on the extracted folder) replaces it.
 
-Standard library only: operators import this module at DAG parse.
+Standard library and light modules of this package only: operators import this module at DAG parse.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from airflow_provider_predone.exceptions import InvalidInputError, MetricNotFoundError
+from airflow_provider_predone.files import DEFAULT_LIMITS, load_json_member
 
 #: What a ``metrics_reader`` returns: the new model's metrics, or ``(new, previous)``.
 MetricsReader = Callable[[Path], Any]
@@ -55,10 +55,13 @@ PREVIOUS_WORDS = (
 #: Keys naming a metric in ``{"name": "AUC", "value": 0.8}`` records.
 _NAME_KEYS = ("name", "metric", "metricname", "指標", "評価指標", "項目", "指標名")
 _VALUE_KEYS = ("value", "score", "値", "スコア", "評価値")
-#: JSON members larger than this are not parsed (predictions, not summaries).
-MAX_JSON_BYTES = 8 * 1024**2
+#: JSON members larger than this are not parsed (predictions, not summaries); an operator's
+#: ``result_limits`` (``max_json_bytes``) changes it for its task.
+MAX_JSON_BYTES = DEFAULT_LIMITS.max_json_bytes
 #: CSV rows read per member: metrics tables are small; prediction files are long.
 MAX_CSV_ROWS = 200
+#: Characters read per CSV member at most, so one endless line is not read whole.
+MAX_CSV_CHARS = 1024**2
 
 
 def _normalise(text: str) -> str:
@@ -138,12 +141,14 @@ def members_of(directory: Path) -> list[str]:
     return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
 
 
-def discover(directory: Path) -> FoundMetrics:
+def discover(directory: Path, *, max_json_bytes: int = MAX_JSON_BYTES) -> FoundMetrics:
     """
     Search every JSON and CSV member of an extracted archive for metrics.
 
     JSON members are read before CSV members, shallower paths before deeper ones; when two
     members name the same metric the first one found wins.
+
+    :param max_json_bytes: JSON members larger than this are skipped unread.
     """
     members = members_of(directory)
     found = _Collector()
@@ -151,8 +156,8 @@ def discover(directory: Path) -> FoundMetrics:
     for member in ordered:
         path = directory / member
         suffix = path.suffix.lower()
-        if suffix == ".json" and path.stat().st_size <= MAX_JSON_BYTES:
-            _from_json(member, path, found)
+        if suffix == ".json":
+            _from_json(member, path, found, max_json_bytes)
         elif suffix in (".csv", ".tsv"):
             _from_csv(member, path, found)
     return FoundMetrics(
@@ -166,13 +171,16 @@ def discover(directory: Path) -> FoundMetrics:
 # --- JSON ------------------------------------------------------------------------------------
 
 
-def _from_json(member: str, path: Path, found: _Collector) -> None:
+def _from_json(member: str, path: Path, found: _Collector, max_bytes: int) -> None:
     try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
+        document = load_json_member(path, max_bytes)
+    except (OSError, ValueError):  # not JSON, or too large (predictions, not metrics): skipped
         return
     sets: list[tuple[int, bool, dict[str, float]]] = []
-    _walk(document, (), sets)
+    try:
+        _walk(document, (), sets)
+    except RecursionError:  # nested deeper than the stack allows: no metrics table looks like that
+        return
     for _, previous, values in sorted(sets, key=lambda s: s[0]):
         found.add(member, previous, values)
 
@@ -218,7 +226,7 @@ def _csv_rows(path: Path) -> list[list[str]]:
         try:
             with path.open(encoding=encoding, newline="") as handle:
                 rows = []
-                for row in csv.reader(handle, delimiter=delimiter):
+                for row in csv.reader(_bounded_lines(handle, MAX_CSV_CHARS), delimiter=delimiter):
                     rows.append([cell.strip() for cell in row])
                     if len(rows) >= MAX_CSV_ROWS:
                         break
@@ -228,6 +236,16 @@ def _csv_rows(path: Path) -> list[list[str]]:
         except OSError:
             return []
     return []
+
+
+def _bounded_lines(handle: IO[str], limit: int) -> Iterator[str]:
+    """The lines of ``handle`` within its first ``limit`` characters; a line cut by the limit is dropped."""
+    left = limit
+    while left > 0 and (line := handle.readline(left)):
+        left -= len(line)
+        if left <= 0 and not line.endswith(("\n", "\r")):
+            return
+        yield line
 
 
 def _from_csv(member: str, path: Path, found: _Collector) -> None:
@@ -297,15 +315,19 @@ def _float_metrics(value: Any, what: str) -> dict[str, float] | None:
     return out or None
 
 
-def read_metrics(directory: Path, reader: MetricsReader | None = None) -> FoundMetrics:
+def read_metrics(
+    directory: Path, reader: MetricsReader | None = None, *, max_json_bytes: int = MAX_JSON_BYTES
+) -> FoundMetrics:
     """
     The metrics of an extracted archive: ``reader(directory)`` when given, else :func:`discover`.
 
     ``reader`` returns the new model's metrics as a mapping, or a pair ``(metrics,
     previous_metrics)``; names are canonicalised where they are known (``"AUC"`` → ``"auc"``).
+
+    :param max_json_bytes: for :func:`discover`: JSON members larger than this are skipped unread.
     """
     if reader is None:
-        return discover(directory)
+        return discover(directory, max_json_bytes=max_json_bytes)
     if not callable(reader):
         raise InvalidInputError(f"metrics_reader must be a callable taking the extracted folder, got {reader!r}")
     value = reader(directory)

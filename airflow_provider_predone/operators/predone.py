@@ -29,6 +29,7 @@ from airflow_provider_predone.exceptions import (
     QualityGateRejectedError,
     StaleBaselineError,
 )
+from airflow_provider_predone.files import ArchiveLimits as ArchiveLimits  # re-exported for result_limits
 from airflow_provider_predone.metrics import (
     MetricsReader,
     RetrainResult,
@@ -61,6 +62,11 @@ class PredictionOneBaseOperator(ProviderOperator):
 
     :param predone_conn_id: the ``predone`` connection.
     """
+
+    #: The limits on result archives (set by the operators that open results).
+    result_limits: ArchiveLimits | None = None
+    #: What the id a result is kept under is called, for errors (``<result_dir>/<id>``).
+    result_id_field = "retrain_job_id"
 
     def __init__(self, *, predone_conn_id: str = "predone_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -96,16 +102,20 @@ class PredictionOneBaseOperator(ProviderOperator):
         """
         Download a result zip, extract it safely and find the metrics in it (see :mod:`..metrics`).
 
-        Without ``result_dir`` the extracted files live only inside this block, so a quality
-        gate or reader given the result's ``path`` must run inside it.
+        The archive is held to :attr:`result_limits`; ``<result_dir>/<job_id>`` must resolve
+        under ``result_dir`` (checked before the download). Without ``result_dir`` the extracted
+        files live only inside this block, so a quality gate or reader given the result's
+        ``path`` must run inside it.
         """
+        limits = files.archive_limits(self.result_limits)
+        kept = files.result_folder(result_dir, job_id, self.result_id_field) if result_dir else None
         with tempfile.TemporaryDirectory(prefix="predone-result-") as scratch:
             archive = Path(scratch) / "result.zip"
             self.hook.download(url, archive, label=label)
-            target = Path(result_dir) / job_id if result_dir else Path(scratch) / "extracted"
-            members = files.safe_extract(archive, target)
+            target = kept or Path(scratch) / "extracted"
+            members = files.safe_extract(archive, target, limits=limits)
             self.log.info("%s: extracted %d file(s) to %s", label, len(members), target if result_dir else "a temp dir")
-            found = read_metrics(target, metrics_reader)
+            found = read_metrics(target, metrics_reader, max_json_bytes=limits.max_json_bytes)
             if found.metrics is None:
                 self.log.warning(
                     "%s: no metric found in the archive (members: %s); pass metrics_reader= to read it",
@@ -124,7 +134,7 @@ class PredictionOneBaseOperator(ProviderOperator):
                 path=target,
                 metrics=found.metrics,
                 previous_metrics=found.previous_metrics,
-                summary=files.read_json_member(target, SUMMARY_FILE),
+                summary=files.read_json_member(target, SUMMARY_FILE, limits.max_json_bytes),
                 members=found.members,
             )
 
@@ -161,6 +171,9 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
         without it the result is read for its metrics and discarded.
     :param metrics_reader: ``callable(extracted_folder) -> {name: value}``, for result archives
         whose metrics discovery cannot find (see :mod:`airflow_provider_predone.metrics`).
+    :param result_limits: the limits a result archive is held to, an
+        :class:`~airflow_provider_predone.files.ArchiveLimits` (members, total bytes,
+        compression ratio, largest JSON parsed); default ``ArchiveLimits()``.
     :param success_statuses: replace the statuses meaning "finished" (default ``finished``).
     :param failure_statuses: replace the statuses meaning "failed".
     :param running_statuses: the statuses meaning "still running"; when given, any other
@@ -180,6 +193,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
     template_fields_renderers = {"config": "json", "column_info": "json"}
     ui_color = "#e8f0fe"
     task_state = "training"
+    result_id_field = "external_process_id"
     asset_alias = assets.MODEL_UPDATES
 
     def __init__(
@@ -191,6 +205,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
         eval_data: Any = None,
         column_info: Mapping[str, str] | str | None = None,
         result_dir: str | None = None,
+        result_limits: ArchiveLimits | None = None,
         encoding: str = "utf-8",
         metrics_reader: MetricsReader | None = None,
         **kwargs: Any,
@@ -203,6 +218,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
         self.eval_data = eval_data
         self.column_info = column_info
         self.result_dir = result_dir
+        self.result_limits = files.archive_limits(result_limits)
         self.encoding = encoding
 
     def _prepare(self) -> tuple[dict[str, Any], files.DataSource, files.DataSource | None, Any]:
@@ -380,6 +396,9 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
         file's name, or its stem + ``.zip`` with evaluation data). Non-ASCII names are fine.
     :param result_dir: where to keep the extracted result (under ``<result_dir>/<retrain_job_id>``).
     :param metrics_reader: ``callable(extracted_folder) -> {name: value}`` or ``(new, previous)``.
+    :param result_limits: the limits a result archive is held to, an
+        :class:`~airflow_provider_predone.files.ArchiveLimits` (members, total bytes,
+        compression ratio, largest JSON parsed); default ``ArchiveLimits()``.
     :param encoding: the text encoding of ``train_data`` and ``eval_data`` (``utf-8``, ``cp932``,
         any Python codec name); other than UTF-8, they are transcoded to UTF-8 before the upload.
     :return: ``{"retrain_job_id", "model_id", "status", "result_path", "metrics", "previous_metrics"}``.
@@ -398,6 +417,7 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
         eval_data: Any = None,
         upload_filename: str | None = None,
         result_dir: str | None = None,
+        result_limits: ArchiveLimits | None = None,
         encoding: str = "utf-8",
         metrics_reader: MetricsReader | None = None,
         **kwargs: Any,
@@ -409,6 +429,7 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
         self.eval_data = eval_data
         self.upload_filename = upload_filename
         self.result_dir = result_dir
+        self.result_limits = files.archive_limits(result_limits)
         self.encoding = encoding
 
     def _prepare(self) -> tuple[int, files.DataSource, files.DataSource | None, str]:
@@ -558,6 +579,9 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
     :param metrics_reader: ``callable(extracted_folder) -> {name: value}`` or ``(new,
         previous)``, for result archives whose metrics discovery cannot find.
     :param result_dir: where to keep the downloaded result the gate looked at.
+    :param result_limits: the limits a result archive is held to, an
+        :class:`~airflow_provider_predone.files.ArchiveLimits` (members, total bytes,
+        compression ratio, largest JSON parsed); default ``ArchiveLimits()``.
     :param allow_older: switch even to a model older than the one served now (by default such
         a switch is refused, as ``on_refusal`` says: an older retrain finishing last must not
         replace a newer one).
@@ -579,6 +603,7 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         on_refusal: str = "fail",
         metrics_reader: MetricsReader | None = None,
         result_dir: str | None = None,
+        result_limits: ArchiveLimits | None = None,
         allow_older: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -597,6 +622,7 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         self.on_refusal = on_refusal
         self.metrics_reader = metrics_reader
         self.result_dir = result_dir
+        self.result_limits = files.archive_limits(result_limits)
         self.allow_older = allow_older
 
     def finished_retrain(self) -> tuple[str, int, api.RetrainStatus]:
@@ -677,10 +703,6 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         if retrained == served:  # switched already (a retry after the switch): nothing is replaced
             return
         self.log.info("%s: version %s served now; retrained version %s", what, served, retrained or "not known")
-        if self.allow_older and retrained is not None and retrained < served:
-            self.log.warning(
-                "%s: switching to version %s, older than version %s (allow_older=True)", what, retrained, served
-            )
         if not self.allow_older:
             if retrained is not None and retrained < served:
                 self.not_switched(
