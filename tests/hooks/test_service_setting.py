@@ -59,3 +59,19 @@ def test_the_test_connections_set_the_service_as_production_does() -> None:
     """The suite's emulator connections (like the docs') name the service, so asset URIs in
     development are those of production."""
     assert json.loads(predone_connection("http://127.0.0.1:1"))["extra"]["service"] == "prediction_one"
+
+
+def test_every_predone_connection_the_docs_and_the_demo_show_sets_the_service() -> None:
+    from helpers import REPO
+
+    pages = [REPO / "README.md", REPO / "scripts" / "demo.py", *sorted((REPO / "docs").rglob("*.md"))]
+    shown = 0
+    for page in pages:
+        text = page.read_text()
+        for match in re.finditer(r'"conn_type": "predone"', text):
+            shown += 1
+            # the connection's JSON (or dict) follows within a few lines
+            assert '"service": ' in text[match.start() : match.start() + 400], (
+                f"{page.name}: {text[match.start() :][:200]}"
+            )
+    assert shown >= 5
