@@ -219,3 +219,37 @@ def test_an_approval_arriving_after_a_newer_switch_is_refused(two_retrains) -> N
     assert served_version(model_id) == 3
     assert context["ti"].xcoms["return_value"]["switched"] is False
     assert context["ti"].xcoms["return_value"]["approval"]["decision"] == "approved"
+
+
+def test_a_retrain_whose_archive_names_only_its_previous_version_is_refused_once_another_was_switched(
+    two_retrains,
+) -> None:
+    model_id, older, newer = two_retrains
+    switch("newer", model_id, newer)
+    # An archive that says what it compared with (version 1) but not which version it made.
+    operator = PredictionOneSwitchModelOperator(task_id="unnamed", retrain_job_id=older, model_id=model_id)
+    record = {"retrain_job_id": older, "model_id": model_id, "previous_version": 1}
+    with pytest.raises(OlderModelError, match="began while version 1 was served; version 3"):
+        operator.check_served(task_context("unnamed"), record, f"retrain job {older}")
+    allowed = PredictionOneSwitchModelOperator(
+        task_id="unnamed_allowed", retrain_job_id=older, model_id=model_id, allow_older=True
+    )
+    allowed.check_served(task_context("unnamed_allowed"), dict(record), f"retrain job {older}")  # no refusal
+
+
+def test_an_approval_of_a_newer_model_is_refused_when_the_reviewed_comparison_went_stale(two_retrains) -> None:
+    approval = pytest.importorskip("airflow_provider_predone.operators.approval", exc_type=ImportError)
+    model_id, older, newer = two_retrains
+    operator = approval.PredictionOneApproveSwitchOperator(task_id="approve", retrain_job_id=newer, model_id=model_id)
+    context = task_context("approve")
+    operator.review(context)  # the reviewer sees version 3 next to version 1, served then
+    switch("older", model_id, older)  # version 2 is switched in while the request waits
+    event = {
+        "chosen_options": [approval.APPROVE],
+        "params_input": {},
+        "responded_at": datetime.now(UTC),
+        "responded_by_user": {"id": "u1", "name": "Reviewer"},
+    }
+    with pytest.raises(StaleBaselineError, match=r"version 1.*version 2 is served now"):
+        operator.execute_complete(context, event)
+    assert served_version(model_id) == 2
