@@ -35,6 +35,11 @@ class PermanentError(AirflowFailException):
         return text if NOT_RETRIED in text else f"{text} — {NOT_RETRIED}: {self.remedy}"
 
 
+def reason(exc: BaseException) -> str:
+    """``exc``'s message without the "not retried" note, for where it does not end a task."""
+    return BaseException.__str__(exc)
+
+
 class ApiError(AirflowException):
     """
     A vendor API call failed.

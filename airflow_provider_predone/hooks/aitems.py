@@ -17,6 +17,7 @@ from airflow_provider_predone.exceptions import (
     InvalidInputError,
     TransientApiError,
     UnexpectedResponseError,
+    reason,
 )
 from airflow_provider_predone.hooks._http import (
     AsyncTransport,
@@ -115,7 +116,7 @@ class AitemsHook(BaseHook):
         except TransientApiError as exc:
             return False, single_attempt_failure(self.connection_info.settings.base_url, exc)
         except Exception as exc:
-            return False, str(exc)
+            return False, reason(exc)  # a person testing a connection: no task to retry
         return (
             True,
             f"Signed request accepted by {self.connection_info.settings.base_url} ({len(services)} services)",

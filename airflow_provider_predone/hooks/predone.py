@@ -22,6 +22,7 @@ from airflow_provider_predone.exceptions import (
     InvalidInputError,
     NotFoundError,
     TransientApiError,
+    reason,
 )
 from airflow_provider_predone.hooks._http import (
     AsyncTransport,
@@ -287,7 +288,7 @@ class PredictionOneHook(BaseHook):
         except TransientApiError as exc:
             return False, single_attempt_failure(self.connection_info.settings.base_url, exc)
         except Exception as exc:
-            return False, str(exc)
+            return False, reason(exc)  # a person testing a connection: no task to retry
         mask_secret(issued.api_key)
         return True, f"Obtained a train API key from {info.settings.base_url}"
 

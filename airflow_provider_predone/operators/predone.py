@@ -464,7 +464,9 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
         try:
             config = next((m.get("config") for m in self.hook.list_models() if m.get("model_id") == model_id), None)
         except ApiError as exc:  # e.g. a connection holding only a retrain key: retrain unchecked, as before
-            self.log.info("Model %s's config could not be read (%s): its tv is not checked", model_id, exc)
+            from airflow_provider_predone.exceptions import reason  # the task goes on: no "not retried"
+
+            self.log.info("Model %s's config could not be read (%s): its tv is not checked", model_id, reason(exc))
             return
         if isinstance(config, Mapping) and config.get("tt") == "binary_classification" and config.get("tv"):
             tc, tv = str(config.get("tc")), str(config["tv"])

@@ -506,7 +506,7 @@ def read_answer(
     if error is None:
         error = generic_http_error(request, status, text)
     if isinstance(error, AuthenticationError):
-        error.args = (f"{error} (check the credentials of connection {conn_id!r})",)
+        error.args = (f"{error.args[0]} (check the credentials of connection {conn_id!r})",)  # no note yet
     error.retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
     raise error
 

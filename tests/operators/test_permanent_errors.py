@@ -123,6 +123,19 @@ def test_the_messages_say_what_to_fix_and_that_the_task_is_not_retried(
     assert f"{NOT_RETRIED}: check the id the task was given" in str(unknown.value)
 
 
+def test_a_connection_test_reports_the_refusal_without_the_note_meant_for_tasks(
+    connections: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WRONG_SECRET",
+        json.dumps({"conn_type": "predone", "host": connections.url, "password": "not-the-secret-key"}),
+    )
+    ok, message = PredictionOneHook("wrong_secret").test_connection()
+    assert not ok
+    assert "Secret key (its password field) is wrong" in message
+    assert NOT_RETRIED not in message
+
+
 def test_a_permanent_error_from_a_trigger_stays_permanent_and_says_so_once() -> None:
     """A trigger's error event carries the message (with the note) and the type's name; the
     resumed task raises the same type, so Airflow does not retry it either."""
