@@ -226,8 +226,9 @@ def get_training(service_id: str, train_type: str, version: str) -> ApiRequest[d
     def parse(payload: Any) -> dict[str, Any]:
         body = _dict(payload)
         if not isinstance(body.get("status"), str):
-            raise ValueError("no 'status' in the answer")
-        return body
+            raise AnswerShapeError("status", "a string", body.get("status"))
+        # The status reaches logs and trigger events: one line, bounded, no query strings.
+        return {**body, "status": snippet(body["status"], 200)}
 
     path = f"/services/{path_id(service_id, 'service_id')}/trains/{train_type}/versions/{path_id(version, 'version')}"
     return ApiRequest("View training", "GET", path, parse)

@@ -375,6 +375,29 @@ def test_error_answers_quote_no_api_key_field(hostile: RecordingServer, status: 
     assert INFERENCE_KEY not in str(raised.value)
 
 
+async def test_status_texts_reach_trigger_events_bounded_and_without_signatures(hostile: RecordingServer) -> None:
+    """A status or message from an answer is quoted in events and logs: one line, bounded, no query string."""
+    signed = "https://storage.example/r.zip?X-Amz-Signature=" + "f" * 64
+    hostile.routes[f"{P1}/models/results"] = answer({"status": "failed", "message": f"see\n{signed}"})
+    trigger = PredictionOneTrainTrigger(external_process_id="p-1", conn_id="predone_default", timeout=5)
+    event = (await trigger.poll()).payload
+    assert event["status"] == "failure", event
+    assert "storage.example/r.zip" in event["message"], event
+    assert "f" * 64 not in json.dumps(event)
+    assert "\n" not in event["message"]
+
+    from airflow_provider_predone.triggers.aitems import AitemsTrainingTrigger
+
+    hostile.routes["/api/v1/services/svc/trains/pop/versions/v1"] = answer({"status": HUGE + signed})
+    aitems = AitemsTrainingTrigger(
+        service_id="svc", versions={"pop": "v1"}, conn_id="aitems_default", timeout=5, running_statuses=["learning"]
+    )
+    event = (await aitems.poll()).payload
+    assert event["status"] == "failure", event
+    assert len(json.dumps(event)) < 2_000
+    assert "f" * 64 not in json.dumps(event)
+
+
 # --- point 8: names that cannot be sent ----------------------------------------------------------
 
 BAD_NAMES = ["m\x07odel", "two\nlines", "bidi\u202etxt", "a\udcff"]
