@@ -626,12 +626,14 @@ def retry_policy(
         seconds = wanted(retry_state)
         return seconds if deadline is None else max(0.0, min(seconds, deadline - time.time()))
 
-    def past_deadline(retry_state: tenacity.RetryCallState) -> bool:
+    def stop(retry_state: tenacity.RetryCallState) -> bool:
+        if retry_state.attempt_number > settings.max_retries:
+            return True
         # Whatever the order tenacity evaluates wait and stop in: the wait wanted decides.
         return deadline is not None and time.time() + wanted(retry_state) >= deadline
 
     return {
-        "stop": tenacity.stop_after_attempt(settings.max_retries + 1) | past_deadline,
+        "stop": stop,
         "wait": wait,
         "retry": tenacity.retry_if_exception(is_transient),
         "reraise": True,
