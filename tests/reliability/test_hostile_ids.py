@@ -463,3 +463,17 @@ def test_the_same_operators_send_plain_names(hostile: RecordingServer, tmp_path:
     with pytest.raises(ApiError, match="no crafted answer"):  # it reached the service
         operator.execute(_context())  # type: ignore[arg-type]
     assert hostile.seen
+
+
+@pytest.mark.parametrize("bad_id", ["s\nvc", "s\x00vc", "s\u202evc"], ids=repr)
+def test_an_id_the_user_gives_with_control_characters_is_refused_before_any_request(
+    hostile: RecordingServer, bad_id: str
+) -> None:
+    from airflow_provider_predone.operators.aitems import AitemsTrainOperator
+    from airflow_provider_predone.operators.predone import PredictionOneSwitchModelOperator
+
+    with pytest.raises(InvalidInputError, match="service_id"):
+        AitemsTrainOperator(task_id="t", service_id=bad_id, train_types=["pop"]).execute(_context())  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="retrain_job_id"):
+        PredictionOneSwitchModelOperator(task_id="t", retrain_job_id=bad_id, model_id=7).execute(_context())  # type: ignore[arg-type]
+    assert hostile.seen == []
