@@ -545,10 +545,11 @@ def safe_extract(
             )
         plan = _plan_extraction(name, members, destination, limits)
         created = [folder for folder in (destination.parent, *destination.parent.parents) if not folder.exists()]
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=destination.parent))
+        staging: Path | None = None
         moved: list[Path] = []
         try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=destination.parent))
             written = _write_members(archive, name, plan, staging, limits)
             _move_into(name, plan, staging, destination, moved)
         except BaseException:
@@ -558,7 +559,8 @@ def safe_extract(
                         path.rmdir()
                     else:
                         path.unlink()
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
             for folder in created:  # innermost first; a folder someone else wrote to meanwhile stays
                 with suppress(OSError):
                     folder.rmdir()
