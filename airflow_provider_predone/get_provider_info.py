@@ -137,6 +137,14 @@ def get_provider_info() -> dict[str, Any]:
             {"schemes": ["predone"], "handler": "airflow_provider_predone.assets.sanitize_predone_uri"},
             {"schemes": ["aitems"], "handler": "airflow_provider_predone.assets.sanitize_aitems_uri"},
         ],
+        # The "Models" page (Airflow 3.1+ shows it in the UI) and the task links to it.
+        "plugins": [
+            {
+                "name": "predone_models",
+                "plugin-class": "airflow_provider_predone.plugins.models_page.PredoneModelsPlugin",
+            }
+        ],
+        "extra-links": ["airflow_provider_predone.plugins.links.ModelPageLink"],
         "connection-types": [
             {
                 "connection-type": "predone",

@@ -40,6 +40,7 @@ from airflow_provider_predone.metrics import (
     metric_gate as metric_gate,  # re-exported: DAGs import it from here
 )
 from airflow_provider_predone.operators.base import JobOperator, ProviderOperator, task_result
+from airflow_provider_predone.plugins.links import ModelPageLink
 from airflow_provider_predone.protocol import predone as api
 from airflow_provider_predone.protocol.common import Phase, path_id
 from airflow_provider_predone.protocol.fields import sendable_name
@@ -192,6 +193,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
     )
     template_fields_renderers = {"config": "json", "column_info": "json"}
     ui_color = "#e8f0fe"
+    operator_extra_links = (ModelPageLink(),)
     task_state = "training"
     result_id_field = "external_process_id"
     asset_alias = assets.MODEL_UPDATES
@@ -359,6 +361,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
                 "event": "trained",
                 "external_process_id": external_process_id,
                 "metrics": result and result.metrics,
+                "version": archive_versions(result.summary if result else None, model_id).get("retrained_version"),
             }
             assets.emit(context, self.asset_alias, assets.model_uri(self.hook.connection_info.service, model_id), extra)
         self.log.info(
@@ -406,6 +409,7 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
 
     template_fields: Sequence[str] = ("model_id", "train_data", "eval_data", "upload_filename", "result_dir")
     ui_color = "#fef7e0"
+    operator_extra_links = (ModelPageLink(),)
     task_state = "retrain_job"
     asset_alias = assets.MODEL_UPDATES
 
@@ -543,6 +547,7 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
             "retrain_job_id": retrain_job_id,
             "metrics": result and result.metrics,
             "previous_metrics": result and result.previous_metrics,
+            **archive_versions(result.summary if result else None, model_id),
         }
         assets.emit(context, self.asset_alias, assets.model_uri(self.hook.connection_info.service, model_id), extra)
         return task_result(
@@ -594,6 +599,7 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
 
     template_fields: Sequence[str] = ("retrain_job_id", "model_id", "result_dir")
     ui_color = "#e6f4ea"
+    operator_extra_links = (ModelPageLink(),)
     asset_alias = assets.SERVING_UPDATES
 
     def __init__(
@@ -912,6 +918,7 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
 
     template_fields: Sequence[str] = ("classifier_id", "input_data", "output_data", "reasons_data")
     ui_color = "#f3e8fd"
+    operator_extra_links = (ModelPageLink(),)
 
     def __init__(
         self,
