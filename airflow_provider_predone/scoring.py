@@ -2,11 +2,16 @@
 Batch scoring through a prediction API: a CSV of any size, one row per request, a bounded
 number of requests in flight, results written in input order.
 
-``concurrency`` workers share one reader of the input: each sends a row, waits for its
-answer and takes the next row at once, so a slot never waits for a slower row's answer
-(answers overtake each other under load). Memory stays constant: rows are read as they are
-sent, and answers wait for their turn to be written in a window of ``WINDOW * concurrency``
-rows at most.
+The requests go through :class:`OrderedRequests`, an engine that knows nothing of Prediction
+One: an async function from an item to its answer, and a writer that takes the answers in the
+items' order. It keeps its pace when the service stumbles (docs/guides/prediction-api.md):
+
+* a slow or retried item holds one request slot while its request is out, none while it waits
+  to be retried; the answers that overtake it wait for their turn, in memory up to ``WINDOW``
+  per slot, then in a temporary file, so memory stays flat;
+* an attempt gets ``timeout`` seconds, then counts as a transient failure and is retried;
+* a request later than the recent latencies say it should be is sent once more (a hedge),
+  the first answer wins; hedges are capped at a share of the requests (a token bucket).
 """
 
 from __future__ import annotations
@@ -15,23 +20,393 @@ import asyncio
 import contextlib
 import csv
 import io
+import pickle
+import tempfile
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 
 from airflow_provider_predone import _event_loop, files
-from airflow_provider_predone.exceptions import ApiError, InvalidInputError, UnexpectedResponseError
+from airflow_provider_predone.exceptions import (
+    ApiError,
+    InvalidInputError,
+    TransientApiError,
+    UnexpectedResponseError,
+)
 from airflow_provider_predone.protocol import predone as api
+from airflow_provider_predone.protocol.common import describe_retry, is_transient, retry_policy
 
 if TYPE_CHECKING:
-    from airflow_provider_predone.hooks.predone import PredictionOneAsyncClient, PredictionOneHook
+    from airflow_provider_predone.hooks.predone import PredictionOneHook
+    from airflow_provider_predone.protocol.common import HttpSettings
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 PREDICTIONS = "prediction_valid.csv"
 REASONS = "prediction_analysis.csv"
 ROW_NUMBER = "row_number"
 PROGRESS_EVERY = 10.0  # seconds between progress lines
-WINDOW = 4  # rows sent but not yet written, per slot: how far answers may run ahead of the oldest
+WINDOW = 4  # answers held in memory per slot while an older row is awaited; more go to a temp file
+BACKLOG = 16  # rows started and not yet answered, per slot: those waiting to be retried included
+DEFAULT_INFERENCE_TIMEOUT = 10.0  # seconds per inference attempt
+HEDGE_SHARE = 0.05  # hedges per request, at most (the token bucket's refill)
+HEDGE_BURST = 5.0  # hedges that may go out at once (the bucket's size, full at the start)
+HEDGES_PER_ATTEMPT = 2  # a hedge late in its turn is hedged once more
+HEDGE_FLOOR = 0.1  # seconds: no hedge sooner, however fast the service answers
+HEDGE_QUANTILE = 0.99  # a request is late past this quantile of the recent latencies
+HEDGE_FIRST_DELAY = 1.0  # seconds, until LATENCY_MIN_SAMPLES answers have been timed
+OUTCOMES = 100  # recent requests whose outcome tells whether the service is up
+OUTCOMES_MIN = 20
+LATENCY_SAMPLES = 512  # recent latencies kept
+LATENCY_MIN_SAMPLES = 20
+LATENCY_REFRESH = 32  # answers between two computations of the quantile
+
+
+class Hedging:
+    """
+    When a request is late enough to be sent once more, and whether one more may be sent.
+
+    A request is late past the ``quantile`` of the last latencies (never sooner than ``floor``).
+    Each request adds ``share`` of a token to a bucket of ``burst`` tokens; a hedge takes one,
+    so hedges stay near ``share`` of the requests when the whole service is slow.
+
+    :param share: hedges per request, at most (over a run).
+    :param floor: seconds before which no request is late.
+    :param quantile: which quantile of the recent latencies makes a request late.
+    :param burst: hedges that may be sent at once; the bucket starts full.
+    """
+
+    def __init__(
+        self,
+        share: float = HEDGE_SHARE,
+        floor: float = HEDGE_FLOOR,
+        quantile: float = HEDGE_QUANTILE,
+        burst: float = HEDGE_BURST,
+    ) -> None:
+        self.share, self.floor, self.quantile, self.burst = share, floor, quantile, burst
+        self._tokens = burst
+        self._latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self._delay = max(floor, HEDGE_FIRST_DELAY)
+        self._since = 0
+        self.late_after: float | None = None  #: the quantile of the recent latencies, once known
+
+    @property
+    def delay(self) -> float:
+        """Seconds after which a request is late."""
+        return self._delay
+
+    def record(self, seconds: float) -> None:
+        """The latency of a request that was answered."""
+        self._latencies.append(seconds)
+        self._since += 1
+        count = len(self._latencies)
+        if count >= LATENCY_MIN_SAMPLES and (self._since >= LATENCY_REFRESH or count == LATENCY_MIN_SAMPLES):
+            ordered = sorted(self._latencies)
+            self.late_after = ordered[min(count - 1, int(self.quantile * count))]
+            self._delay = max(self.floor, self.late_after)
+            self._since = 0
+
+    def sent(self) -> None:
+        """A request (not a hedge) went out: it earns a share of a hedge."""
+        self._tokens = min(self.burst, self._tokens + self.share)
+
+    def take(self) -> bool:
+        """Whether a hedge may be sent now (it is then counted)."""
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+class OrderedWriter(Generic[R]):
+    """
+    Answers in as they come, written in input order (``seq`` counts the items from 0).
+
+    An answer that arrives ahead of an older one waits for it: in memory up to ``in_memory``
+    answers, then pickled to a temporary file of this process, so the memory held does not
+    grow however long an item is awaited.
+
+    :param write: writes one answer; called in ``seq`` order.
+    :param in_memory: answers held in memory, at most.
+    """
+
+    def __init__(self, write: Callable[[R], None], in_memory: int) -> None:
+        self._write = write
+        self._in_memory = in_memory
+        self._held: dict[int, R] = {}
+        self._spilled: dict[int, tuple[int, int]] = {}  # seq -> (offset, size) in the spill file
+        self._spill: IO[bytes] | None = None
+        self._end = 0
+        self._next = 0  # the oldest unwritten item
+        self.spilled = 0  # answers that went through the file, in all
+
+    def put(self, seq: int, answer: R) -> None:
+        if seq != self._next:
+            if len(self._held) < self._in_memory:
+                self._held[seq] = answer
+            else:
+                self._save(seq, answer)
+            return
+        self._write(answer)
+        self._next += 1
+        while True:
+            if (held := self._held.pop(self._next, None)) is not None:
+                self._write(held)
+            elif self._next in self._spilled:
+                self._write(self._load(self._next))
+            else:
+                break
+            self._next += 1
+        if self._spill is not None and not self._spilled and self._end:
+            self._spill.seek(0)
+            self._spill.truncate()
+            self._end = 0
+
+    def _save(self, seq: int, answer: R) -> None:
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile(prefix="predone-scoring-")  # noqa: SIM115 - closed by close()
+        data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        self._spill.seek(self._end)
+        self._spill.write(data)
+        self._spilled[seq] = (self._end, len(data))
+        self._end += len(data)
+        self.spilled += 1
+
+    def _load(self, seq: int) -> R:
+        assert self._spill is not None
+        offset, size = self._spilled.pop(seq)
+        self._spill.seek(offset)
+        answer: R = pickle.loads(self._spill.read(size))  # noqa: S301 - written by this process, just now
+        return answer
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+
+@dataclass
+class RequestCounts:
+    """What :class:`OrderedRequests` sent: ``requests`` counts every attempt, hedges included."""
+
+    items: int = 0
+    requests: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    hedges: int = 0
+    hedges_first: int = 0  # hedges whose answer came first
+    spilled: int = 0
+
+
+class OrderedRequests(Generic[T, R]):
+    """
+    One request per item, ``concurrency`` in flight, answers written in the items' order.
+
+    The engine of batch scoring, for any pure read (sending an item twice must be harmless:
+    hedges do). It retries transient failures itself, with the connection's retry policy, so an
+    item waiting to be retried holds no request slot; a run ends at the first item that fails
+    for good.
+
+    :param fetch: one attempt at an item's answer, without retries of its own.
+    :param write: takes ``(item, answer)`` in the items' order.
+    :param settings: the connection's settings; its retry policy is used.
+    :param concurrency: requests in flight at most, hedges included.
+    :param timeout: seconds an attempt may take; then it is a transient failure.
+    :param hedging: when to send a late request once more; ``None``: never.
+    :param failed: the error to raise for an item that failed for good (one naming it).
+    :param describe: the item, in retry log lines.
+    :param log: where retries are logged.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[T], Awaitable[R]],
+        write: Callable[[T, R], None],
+        settings: HttpSettings,
+        *,
+        concurrency: int,
+        timeout: float,
+        hedging: Hedging | None,
+        failed: Callable[[T, ApiError], ApiError],
+        describe: Callable[[T], str],
+        log: Any,
+    ) -> None:
+        self._fetch = fetch
+        self._write = write
+        self.settings = settings
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.hedging = hedging
+        self._failed = failed
+        self._describe = describe
+        self.log = log
+        self.counts = RequestCounts()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._outcomes: deque[bool] = deque(maxlen=OUTCOMES)  # recent requests: answered or not
+
+    async def run(self, items: Iterable[T]) -> RequestCounts:
+        """Send every item's request and write the answers; raises the first failure for good."""
+        writer: OrderedWriter[tuple[T, R]] = OrderedWriter(lambda pair: self._write(*pair), WINDOW * self.concurrency)
+        backlog = asyncio.Semaphore(BACKLOG * self.concurrency)
+
+        async def one(seq: int, item: T) -> None:
+            try:
+                writer.put(seq, (item, await self._answer(item)))
+            finally:
+                backlog.release()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for seq, item in enumerate(items):
+                    await backlog.acquire()
+                    await self._slots.acquire()  # the first attempt's slot, handed to it
+                    self.counts.items += 1
+                    group.create_task(one(seq, item))
+        except BaseExceptionGroup as errors:  # the first failure ended the run: no item is sent after it
+            raise errors.exceptions[0] from None
+        finally:
+            self.counts.spilled = writer.spilled
+            writer.close()
+        return self.counts
+
+    async def _answer(self, item: T) -> R:
+        """An item's answer, retried on transient failures; the first attempt's slot is held."""
+        try:
+            return await self._attempt(item, slot_held=True)
+        except ApiError as exc:
+            if not is_transient(exc):
+                raise self._failed(item, exc) from None
+            first: ApiError | None = exc
+        # As AsyncTransport.send: the first attempt went out without tenacity (its set-up costs
+        # CPU per row) and its failure is replayed as tenacity's first, so waits follow the policy.
+        retrying = self._retrying(item)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if first is not None:
+                        failure, first = first, None
+                        raise failure
+                    self.counts.retries += 1
+                    return await self._attempt(item, slot_held=False)
+        except ApiError as exc:
+            raise self._failed(item, exc) from None
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _retrying(self, item: T) -> Any:
+        import tenacity
+
+        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+            self.log.warning("%s: %s", self._describe(item), describe_retry(retry_state))
+
+        policy = retry_policy(self.settings, before_sleep)
+        doubling = policy["wait"]
+        first_step = tenacity.wait_random(0, self.settings.retry_wait)
+
+        def wait(retry_state: tenacity.RetryCallState) -> float:
+            # Waits double so that a service in trouble is not pressed; while it answers most
+            # requests, a row's failures are its own bad luck, and a doubling wait only makes
+            # the run's last rows late (the run ends when its last row lands).
+            if not self._service_up():
+                return float(doubling(retry_state))
+            outcome = retry_state.outcome
+            retry_after = getattr(outcome.exception() if outcome else None, "retry_after", None) or 0.0
+            return min(max(float(retry_after), first_step(retry_state)), self.settings.retry_max_wait)
+
+        return tenacity.AsyncRetrying(**{**policy, "wait": wait})
+
+    def _service_up(self) -> bool:
+        """Whether most of the recent requests were answered."""
+        outcomes = self._outcomes
+        return len(outcomes) >= OUTCOMES_MIN and sum(outcomes) * 2 > len(outcomes)
+
+    async def _attempt(self, item: T, *, slot_held: bool) -> R:
+        """
+        One attempt: the request, and a hedge if it is late; the first answer wins, the other
+        request is cancelled. Fails when both failed, or at ``timeout``.
+        """
+        if not slot_held:
+            await self._slots.acquire()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[R] = loop.create_future()
+        requests: list[asyncio.Task[R]] = []
+
+        def settle(task: asyncio.Task[R]) -> None:
+            if answer.done() or task.cancelled():
+                return
+            exc = task.exception()
+            if exc is None:
+                if task is not requests[0]:
+                    self.counts.hedges_first += 1
+                answer.set_result(task.result())
+            elif task is requests[-1] or all(request.done() for request in requests):
+                # The newest request failed: those before it are late already, so the attempt
+                # has failed and the retry's backoff is due (a late one is cancelled). An older
+                # one failed: the newer one, not late yet, may answer.
+                answer.set_exception(exc)
+
+        hedge_timer: asyncio.TimerHandle | None = None
+
+        def hedge() -> None:
+            nonlocal hedge_timer
+            if answer.done() or self.hedging is None:
+                return
+            if not self.hedging.take():  # none left for now: ask again when one may have come
+                hedge_timer = loop.call_later(self.hedging.delay, hedge)
+                return
+            self.counts.hedges += 1
+            task = loop.create_task(self._hedge(item))
+            requests.append(task)
+            task.add_done_callback(settle)
+            if len(requests) <= HEDGES_PER_ATTEMPT:  # the hedge may be held too (as often as the first)
+                hedge_timer = loop.call_later(self.hedging.delay, hedge)
+
+        def time_out() -> None:
+            if not answer.done():
+                self.counts.timeouts += 1
+                self._outcomes.append(False)
+                answer.set_exception(TransientApiError(f"no answer within {self.timeout:g} s (the attempt's timeout)"))
+
+        try:
+            if self.hedging is not None:
+                self.hedging.sent()
+            primary = loop.create_task(self._timed(item))
+            requests.append(primary)
+            primary.add_done_callback(settle)
+            if self.hedging is not None:
+                hedge_timer = loop.call_later(self.hedging.delay, hedge)
+            deadline = loop.call_later(self.timeout, time_out)
+            try:
+                return await answer
+            finally:
+                deadline.cancel()
+                if hedge_timer is not None:
+                    hedge_timer.cancel()
+                for request in requests:
+                    request.cancel()
+        finally:
+            self._slots.release()
+
+    async def _hedge(self, item: T) -> R:
+        """The same request once more, in a slot of its own."""
+        async with self._slots:
+            return await self._timed(item)
+
+    async def _timed(self, item: T) -> R:
+        self.counts.requests += 1
+        started = time.monotonic()
+        try:
+            result = await self._fetch(item)
+        except ApiError as exc:
+            if exc.transient:
+                self._outcomes.append(False)
+            raise
+        self._outcomes.append(True)
+        if self.hedging is not None:
+            self.hedging.record(time.monotonic() - started)
+        return result
 
 
 @dataclass
@@ -39,6 +414,8 @@ class ScoreCounts:
     rows_in: int = 0
     rows_scored: int = 0
     model_version: int | None = None
+    requests: int = 0  # inference requests, retries and hedges included
+    hedges: int = 0
 
 
 class _CsvLines:
@@ -82,37 +459,6 @@ class _Sink:
         return len(rows)
 
 
-class _InOrder:
-    """
-    Answers in as they come, written in input order (``seq`` counts the rows sent, from 0).
-
-    A row may be sent only ``window`` rows ahead of the oldest unwritten one, which bounds
-    the answers held here.
-    """
-
-    def __init__(self, window: int, write: Callable[[Any], None]) -> None:
-        self._window = window
-        self._write = write
-        self._held: dict[int, Any] = {}
-        self._next = 0  # the oldest unwritten row
-        self._room = asyncio.Event()
-
-    async def admit(self, seq: int) -> None:
-        """Wait until row ``seq`` may be sent."""
-        while seq >= self._next + self._window:
-            self._room.clear()
-            await self._room.wait()
-
-    def put(self, seq: int, answer: Any) -> None:
-        self._held[seq] = answer
-        if seq != self._next:
-            return
-        while self._next in self._held:
-            self._write(self._held.pop(self._next))
-            self._next += 1
-        self._room.set()
-
-
 class BatchScorer:
     """
     Scores a CSV with one prediction API.
@@ -122,6 +468,8 @@ class BatchScorer:
     :param options: the vendor's inference flags.
     :param concurrency: requests in flight.
     :param encoding: the input's codec (see :func:`..files.check_encoding`); rows are sent as UTF-8.
+    :param inference_timeout: seconds one inference attempt may take before it is retried.
+    :param hedge: send a late row's request once more (see :class:`Hedging`).
     """
 
     def __init__(
@@ -133,6 +481,8 @@ class BatchScorer:
         concurrency: int,
         log: Any,
         encoding: str = files.UTF8,
+        inference_timeout: float = DEFAULT_INFERENCE_TIMEOUT,
+        hedge: bool = True,
     ) -> None:
         self.encoding = encoding
         self.hook = hook
@@ -140,6 +490,8 @@ class BatchScorer:
         self.options = options
         self.concurrency = concurrency
         self.log = log
+        self.inference_timeout = inference_timeout
+        self.hedge = hedge
 
     def run(self, source: files.DataSource, output: Any, reasons: Any | None) -> ScoreCounts:
         with files.open_for_writing(output) as out:
@@ -151,40 +503,55 @@ class BatchScorer:
     async def _score(self, source: files.DataSource, predictions: _Sink, reasons: _Sink | None) -> ScoreCounts:
         counts = ScoreCounts()
         started = last_report = time.monotonic()
-        written = _InOrder(WINDOW * self.concurrency, lambda scored: self._write(scored, predictions, reasons, counts))
 
-        async def work(client: PredictionOneAsyncClient, rows: Iterator[tuple[int, tuple[int, bytes]]]) -> None:
+        def write(row: tuple[int, bytes], result: api.InferenceResult) -> None:
             nonlocal last_report
-            for seq, (row_number, request_csv) in rows:
-                await written.admit(seq)
-                counts.rows_in += 1
-                try:
-                    result = await client.infer(self.prediction_api, request_csv, self.options)
-                except ApiError as exc:
-                    raise _naming_row(exc, row_number) from None
-                written.put(seq, (row_number, result))
-                if time.monotonic() - last_report >= PROGRESS_EVERY:
-                    last_report = time.monotonic()
-                    rate = counts.rows_scored / max(last_report - started, 1e-6)
-                    self.log.info("Scored %d rows so far (%.0f rows/s)", counts.rows_scored, rate)
+            self._write(row[0], result, predictions, reasons, counts)
+            if time.monotonic() - last_report >= PROGRESS_EVERY:
+                last_report = time.monotonic()
+                rate = counts.rows_scored / max(last_report - started, 1e-6)
+                self.log.info("Scored %d rows so far (%.0f rows/s)", counts.rows_scored, rate)
 
-        async with self.hook.async_client() as client:
-            with contextlib.closing(self._requests(source)) as requests:
-                rows = enumerate(requests)  # one reader shared by the workers, in input order
-                workers = [asyncio.create_task(work(client, rows)) for _ in range(self.concurrency)]
-                try:
-                    await asyncio.gather(*workers)
-                finally:  # the first error ends the run: no row is sent after it
-                    for worker in workers:
-                        worker.cancel()
-                    await asyncio.gather(*workers, return_exceptions=True)
+        # Requests are tried once by the client: the engine retries, freeing the slot meanwhile.
+        async with self.hook.async_client(retry=False) as client:
+
+            async def fetch(row: tuple[int, bytes]) -> api.InferenceResult:
+                return await client.infer(self.prediction_api, row[1], self.options)
+
+            engine: OrderedRequests[tuple[int, bytes], api.InferenceResult] = OrderedRequests(
+                fetch,
+                write,
+                client.info.settings,
+                concurrency=self.concurrency,
+                timeout=self.inference_timeout,
+                hedging=Hedging() if self.hedge else None,
+                failed=lambda row, exc: _naming_row(exc, row[0]),
+                describe=lambda row: f"Row {row[0]}",
+                log=self.log,
+            )
+            try:
+                with contextlib.closing(self._requests(source)) as rows:  # the input closes early too
+                    sent = await engine.run(rows)
+            finally:
+                counts.rows_in = engine.counts.items
+                counts.requests, counts.hedges = engine.counts.requests, engine.counts.hedges
         elapsed = max(time.monotonic() - started, 1e-6)
+        late_after = engine.hedging.late_after if engine.hedging is not None else None
         self.log.info(
-            "Scored %d of %d rows in %.1f s (%.0f rows/s)",
+            "Scored %d of %d rows in %.1f s (%.0f rows/s); %d requests: %d retries, %d timed out, "
+            "%d hedges (%d answered first); answers' p%.0f %s; %d answers waited on disk for an older row",
             counts.rows_scored,
             counts.rows_in,
             elapsed,
             counts.rows_scored / elapsed,
+            sent.requests,
+            sent.retries,
+            sent.timeouts,
+            sent.hedges,
+            sent.hedges_first,
+            HEDGE_QUANTILE * 100,
+            "not measured" if late_after is None else f"{late_after:.3f} s",
+            sent.spilled,
         )
         return counts
 
@@ -209,12 +576,12 @@ class BatchScorer:
 
     @staticmethod
     def _write(
-        scored: tuple[int, api.InferenceResult],
+        row_number: int,
+        result: api.InferenceResult,
         predictions: _Sink,
         reasons: _Sink | None,
         counts: ScoreCounts,
     ) -> None:
-        row_number, result = scored
         if PREDICTIONS not in result.outputs:
             raise UnexpectedResponseError(
                 f"Inference of row {row_number} returned no {PREDICTIONS}", endpoint="Inference"

@@ -505,10 +505,13 @@ class PredictionOneHook(BaseHook):
     # --- async side (triggers, batch scoring) ------------------------------------------------------
 
     @asynccontextmanager
-    async def async_client(self) -> AsyncIterator[PredictionOneAsyncClient]:
+    async def async_client(self, *, retry: bool = True) -> AsyncIterator[PredictionOneAsyncClient]:
         """
         An async client for status checks and inference: the connection is resolved once and
         one ``aiohttp`` session (shared per event loop and connection) serves every call.
+
+        :param retry: retry transient failures; ``False`` sends each request once, for a caller
+            that retries by itself (batch scoring frees a row's request slot while it waits).
         """
         from airflow.providers.common.compat.connection import get_async_connection
 
@@ -518,7 +521,8 @@ class PredictionOneHook(BaseHook):
         warn_unverified(info.settings.network, info.settings.conn_id, self.log)
         key = f"predone:{info.settings.conn_id}:{info.settings.base_url}"
         async with shared_session(key, info.settings.network) as session:
-            yield PredictionOneAsyncClient(info, AsyncTransport(info.settings, api.map_error, session, self.log))
+            settings = info.settings if retry else dataclasses.replace(info.settings, max_retries=0)
+            yield PredictionOneAsyncClient(info, AsyncTransport(settings, api.map_error, session, self.log))
 
 
 class PredictionOneAsyncClient:
