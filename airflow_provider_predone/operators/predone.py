@@ -913,6 +913,11 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
     :param echo_input: append the input columns to each prediction (vendor ``ad``).
     :param encoding: the text encoding of ``input_data`` (``utf-8``, ``cp932``, any Python codec
         name); rows are sent to the service in UTF-8 and the outputs are written in UTF-8.
+    :param inference_timeout: seconds one row's request may take before it is sent again (a
+        transient failure, retried as the connection's ``max_retries`` allow); the connection's
+        ``timeout`` still bounds it.
+    :param hedge: send a row's request once more when its answer is later than recent answers
+        (at most 5 % of the requests); the first answer is kept.
     :return: ``{"rows_in", "rows_scored", "output_data", "reasons_data", "model_version"}``.
     """
 
@@ -932,10 +937,14 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
         id_column: str | None = None,
         echo_input: bool = False,
         encoding: str = "utf-8",
+        inference_timeout: float = 10.0,
+        hedge: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.encoding = encoding
+        self.inference_timeout = inference_timeout
+        self.hedge = hedge
         self.classifier_id = classifier_id
         self.input_data = input_data
         self.output_data = output_data
@@ -956,6 +965,14 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
             or not 1 <= self.concurrency <= 256
         ):
             raise InvalidInputError(f"concurrency must be an integer from 1 to 256, got {self.concurrency!r}")
+        if (
+            not isinstance(self.inference_timeout, int | float)
+            or isinstance(self.inference_timeout, bool)
+            or not self.inference_timeout > 0
+        ):
+            raise InvalidInputError(
+                f"inference_timeout must be a number of seconds > 0, got {self.inference_timeout!r}"
+            )
         encoding = files.check_encoding(self.encoding)
         source = files.resolve("input_data", self.input_data)
         header = files.read_csv_header(source, encoding)
@@ -979,7 +996,14 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
         # input the model's schema refuses ends here, naming the missing columns.
         check_first_row(self.hook, prediction_api, source, options, encoding)
         scorer = BatchScorer(
-            self.hook, prediction_api, options, concurrency=self.concurrency, log=self.log, encoding=encoding
+            self.hook,
+            prediction_api,
+            options,
+            concurrency=self.concurrency,
+            log=self.log,
+            encoding=encoding,
+            inference_timeout=float(self.inference_timeout),
+            hedge=self.hedge,
         )
         counts = scorer.run(source, output, reasons)
         return task_result(
