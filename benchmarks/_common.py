@@ -46,9 +46,12 @@ def prepare_environment() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), path)))
 
 
-def use_emulator(url: str) -> None:
-    """Point the ``predone_default`` connection at the emulator (an env-var connection, no DB)."""
-    os.environ[CONN_ENV] = json.dumps({"conn_type": "predone", "host": url, "password": SECRET_KEY})
+def use_emulator(url: str, **extra: Any) -> None:
+    """Point the ``predone_default`` connection at the emulator (an env-var connection, no DB).
+
+    :param extra: the connection's extras (``max_retries=10``, ...).
+    """
+    os.environ[CONN_ENV] = json.dumps({"conn_type": "predone", "host": url, "password": SECRET_KEY, "extra": extra})
 
 
 # --- worker subprocesses -------------------------------------------------------------------------

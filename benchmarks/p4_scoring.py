@@ -24,6 +24,20 @@ than "the ceiling". The emulator answers 20 ms after each request arrives, its s
 within that, and runs on a CPU of its own (:func:`separate_cores`). Memory: the
 peak RSS growth of the scoring process (VmHWM reset just before scoring) for 10,000 rows
 against 1,000 rows; constant memory means about the same growth for both.
+
+Under faults (the emulator's fault injection on every request, the two set-up requests of each
+run left clean by the choice of seed), at the default concurrency on the same rows as its
+fault-free run of the same repetition:
+
+* 3 % slow answers only (``fault_kinds=slow``): each held :data:`SLOW_SECONDS`, past the
+  management API's 30 s timeout; goal at least 0.8 of the fault-free rows/s;
+* 20 % faults of every kind (the emulator's mix): goal at least 0.5 of the fault-free rows/s;
+* the hedges sent (a row's request sent once more because its answer was late) as a share of
+  the rows, over both (goal at most 5 %);
+* peak RSS growth under the 20 % mix at the benchmark's concurrency, 10,000 rows against 1,000.
+
+A row fails for good after the connection's ``max_retries`` transient failures in a row; at 20 %
+faults, 1 row in 40,000 would at the default of 5, so the benchmark's connection allows 10.
 """
 
 from __future__ import annotations
@@ -53,6 +67,14 @@ DEFAULT_CONCURRENCY = 8  # PredictionOneBatchPredictOperator's default
 COLUMNS = ["customer_id", "age", "plan", "visits", "signup", "spend"]
 TARGET = "purchased"
 CONFIG = {"tc": TARGET, "tt": "binary_classification", "tv": "yes"}
+SLOW_SECONDS = 35.0  # a slow answer: held past the management API's 30 s timeout
+SLOW_RATE = 0.03
+MIX_RATE = 0.2
+GOAL_SLOW = 0.8  # of the fault-free rows/s at the default concurrency
+GOAL_MIX = 0.5
+GOAL_HEDGES = 0.05  # hedges per row
+SETUP_REQUESTS = 4  # a run's requests before its first row (API key, prediction API), and a margin
+MAX_RETRIES = 10
 
 
 @dataclass(frozen=True)
@@ -60,7 +82,7 @@ class Settings:
     rows: int = 10_000
     small_rows: int = 1_000  # the memory comparison
     vendor_rows: int = 600
-    default_rows: int = 2_000  # the default concurrency's run
+    default_rows: int = 2_000  # the default concurrency's runs, with and without faults
     concurrency: int = 32
     repetitions: int = 3
 
@@ -177,8 +199,23 @@ def worker(argv: list[str]) -> None:
         )
         operator.hook.connection_info  # resolved before the measurement  # noqa: B018
 
+        from airflow_provider_predone import scoring
+
+        counted: list[Any] = []
+        score_rows = scoring.BatchScorer.run
+
+        def counting(self: scoring.BatchScorer, source: Any, output: Any, reasons: Any | None) -> scoring.ScoreCounts:
+            counts = score_rows(self, source, output, reasons)
+            counted.append(counts)
+            return counts
+
+        scoring.BatchScorer.run = counting  # type: ignore[method-assign]  # the hedges it counted
+
         def score() -> int:
             return int(operator.execute({})["rows_scored"])  # type: ignore[arg-type]
+
+        def hedges() -> int:
+            return int(getattr(counted[-1], "hedges", 0)) if counted else 0
 
     else:
         from airflow_provider_predone.hooks.predone import PredictionOneHook
@@ -187,6 +224,9 @@ def worker(argv: list[str]) -> None:
 
         def score() -> int:
             return vendor_loop(prediction_api.url, prediction_api.api_key, options.input, options.output)
+
+        def hedges() -> int:
+            return 0
 
     rss_before = common.rss_kib()
     peak_reset = common.reset_peak_rss()
@@ -201,6 +241,7 @@ def worker(argv: list[str]) -> None:
             "cpu_per_row": cpu / max(rows, 1),
             "rss_growth_mib": (common.peak_rss_kib() - rss_before) / 1024,
             "peak_reset": peak_reset,
+            "hedges": hedges(),
         }
     )
 
@@ -236,11 +277,13 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> str:
 
     with (
         tempfile.TemporaryDirectory(prefix="predone-bench-p4-") as scratch,
-        EmulatorProcess(job_seconds=1, build_seconds=0.5, inference_latency_ms=LATENCY_MS) as emulator,
+        EmulatorProcess(
+            job_seconds=1, build_seconds=0.5, inference_latency_ms=LATENCY_MS, test_controls=True
+        ) as emulator,
         separate_cores(emulator.pid),
     ):
         folder = Path(scratch)
-        common.use_emulator(emulator.url)
+        common.use_emulator(emulator.url, max_retries=MAX_RETRIES)
         classifier_id = deploy(folder)
         inputs = {
             n: write_rows(folder / f"score_{n}.csv", n, seed=2, with_target=False)
@@ -248,7 +291,14 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> str:
         }
         output = folder / "predictions.csv"
 
-        def measure(variant: str, rows: int, concurrency: int = DEFAULT_CONCURRENCY) -> dict[str, Any]:
+        def measure(
+            variant: str, rows: int, concurrency: int = DEFAULT_CONCURRENCY, faults: str = ""
+        ) -> dict[str, Any]:
+            if faults:
+                rate, kinds = (SLOW_RATE, "slow") if faults == "slow" else (MIX_RATE, "")
+                emulator.configure(
+                    fault_rate=rate, fault_kinds=kinds, fault_seed=clean_seed(rate), slow_seconds=SLOW_SECONDS
+                )
             emulator_cpu = common.process_cpu_seconds(emulator.pid)
             result = common.run_worker(
                 MODULE,
@@ -261,14 +311,18 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> str:
                 ],
             )
             result["emulator_cpu_per_row"] = (common.process_cpu_seconds(emulator.pid) - emulator_cpu) / rows
+            if faults:
+                emulator.configure(fault_rate=0.0)
             if result["rows"] != rows:
                 raise RuntimeError(f"{variant} scored {result['rows']} of {rows} rows")
             output.unlink()
             label = f"operator c={concurrency}" if variant == "operator" else variant
+            label += {"slow": " slow", "mix": " faults"}.get(faults, "")
             log(
                 f"P4 {label:15} {rows:6} rows: {result['rows_per_second']:7.1f} rows/s, "
                 f"{result['cpu_per_row'] * 1e6:.0f} us CPU/row (emulator {result['emulator_cpu_per_row'] * 1e6:.0f}), "
                 f"peak RSS growth {result['rss_growth_mib']:.1f} MiB"
+                + (f", {result['hedges']} hedges" if faults else "")
             )
             return result
 
@@ -277,13 +331,61 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> str:
         default: list[dict[str, Any]] = []
         vendor: list[dict[str, Any]] = []
         single: list[dict[str, Any]] = []
+        faulted: dict[str, list[dict[str, Any]]] = {"slow": [], "mix": [], "mix_big": [], "mix_small": []}
         for _ in range(settings.repetitions):
             single.append(measure("operator", settings.vendor_rows, 1))
             vendor.append(measure("vendor", settings.vendor_rows))
             ours.append(measure("operator", settings.rows, settings.concurrency))
             small.append(measure("operator", settings.small_rows, settings.concurrency))
             default.append(measure("operator", settings.default_rows, DEFAULT_CONCURRENCY))
-    return summarise(settings, ours, small, default, vendor, single)
+            faulted["slow"].append(measure("operator", settings.default_rows, DEFAULT_CONCURRENCY, "slow"))
+            faulted["mix"].append(measure("operator", settings.default_rows, DEFAULT_CONCURRENCY, "mix"))
+            faulted["mix_big"].append(measure("operator", settings.rows, settings.concurrency, "mix"))
+            faulted["mix_small"].append(measure("operator", settings.small_rows, settings.concurrency, "mix"))
+    return (
+        summarise(settings, ours, small, default, vendor, single) + " " + summarise_faults(settings, default, faulted)
+    )
+
+
+def clean_seed(rate: float) -> int:
+    """A fault seed whose first draws are no fault: a run's set-up requests are not measured."""
+    seed = 1
+    while any(value < rate for value in _draws(seed, SETUP_REQUESTS)):
+        seed += 1
+    return seed
+
+
+def _draws(seed: int, count: int) -> list[float]:
+    generator = random.Random(seed)  # the emulator's: one draw per request (docs/emulator.md, Faults)
+    return [generator.random() for _ in range(count)]
+
+
+def summarise_faults(
+    settings: Settings, default: list[dict[str, Any]], faulted: dict[str, list[dict[str, Any]]]
+) -> str:
+    """The part of the summary line measured under faults."""
+    slow = common.median(
+        f["rows_per_second"] / d["rows_per_second"] for f, d in zip(faulted["slow"], default, strict=True)
+    )
+    mix = common.median(
+        f["rows_per_second"] / d["rows_per_second"] for f, d in zip(faulted["mix"], default, strict=True)
+    )
+    at_c8 = faulted["slow"] + faulted["mix"]
+    hedges = sum(r["hedges"] for r in at_c8) / sum(r["rows"] for r in at_c8)
+    big_mib = common.median(r["rss_growth_mib"] for r in faulted["mix_big"])
+    small_mib = common.median(r["rss_growth_mib"] for r in faulted["mix_small"])
+    constant = big_mib <= small_mib * 1.5 + 8
+    return (
+        f"| faults at c={DEFAULT_CONCURRENCY}, {settings.default_rows} rows, of the fault-free rows/s: "
+        f"{SLOW_RATE:.0%} slow ({SLOW_SECONDS:.0f} s) {slow:.2f} "
+        f"({common.median(r['rows_per_second'] for r in faulted['slow']):.0f} rows/s; "
+        f"goal>={GOAL_SLOW}, {common.verdict(slow >= GOAL_SLOW)}), "
+        f"{MIX_RATE:.0%} mix {mix:.2f} ({common.median(r['rows_per_second'] for r in faulted['mix']):.0f} rows/s; "
+        f"goal>={GOAL_MIX}, {common.verdict(mix >= GOAL_MIX)}) | "
+        f"hedges {hedges:.1%} of rows (goal<={GOAL_HEDGES:.0%}, {common.verdict(hedges <= GOAL_HEDGES)}) | "
+        f"rss_growth under the mix at c={settings.concurrency} {settings.rows} rows={big_mib:.1f}MiB "
+        f"vs {settings.small_rows} rows={small_mib:.1f}MiB ({common.verdict(constant)})"
+    )
 
 
 def summarise(
