@@ -9,6 +9,8 @@ items' order. It keeps its pace when the service stumbles (docs/guides/predictio
 * a slow or retried item holds one request slot while its request is out, none while it waits
   to be retried; the answers that overtake it wait for their turn, in memory up to ``WINDOW``
   per slot, then in a temporary file, so memory stays flat;
+* retries wait the connection's doubling backoff only while the service fails most requests;
+  while it answers most, an item waits at most the first step (or the server's Retry-After);
 * an attempt gets ``timeout`` seconds, then counts as a transient failure and is retried;
 * a request later than the recent latencies say it should be is sent once more (a hedge),
   the first answer wins; hedges are capped at a share of the requests (a token bucket).
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import functools
 import io
 import pickle
 import tempfile
@@ -26,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from airflow_provider_predone import _event_loop, files
 from airflow_provider_predone.exceptions import (
@@ -36,7 +39,7 @@ from airflow_provider_predone.exceptions import (
     UnexpectedResponseError,
 )
 from airflow_provider_predone.protocol import predone as api
-from airflow_provider_predone.protocol.common import describe_retry, is_transient, retry_policy
+from airflow_provider_predone.protocol.common import describe_retry, retry_policy
 
 if TYPE_CHECKING:
     from airflow_provider_predone.hooks.predone import PredictionOneHook
@@ -250,21 +253,37 @@ class OrderedRequests(Generic[T, R]):
     async def run(self, items: Iterable[T]) -> RequestCounts:
         """Send every item's request and write the answers; raises the first failure for good."""
         writer: OrderedWriter[tuple[T, R]] = OrderedWriter(lambda pair: self._write(*pair), WINDOW * self.concurrency)
-        backlog = asyncio.Semaphore(BACKLOG * self.concurrency)
+        backlog = asyncio.Semaphore(BACKLOG * self.concurrency)  # items started and not yet answered
+        numbered = enumerate(items)  # one reader shared by the workers, in input order
 
-        async def one(seq: int, item: T) -> None:
+        async def retry(seq: int, item: T, failure: ApiError) -> None:
             try:
-                writer.put(seq, (item, await self._answer(item)))
+                answer = await self._retried(item, failure)
             finally:
                 backlog.release()
+            writer.put(seq, (item, answer))
+
+        async def work(group: asyncio.TaskGroup) -> None:
+            # A worker sends its next item as soon as its answer arrives: no hop through the
+            # event loop between them. An item that failed goes on in a task of its own.
+            for seq, item in numbered:
+                await backlog.acquire()
+                self.counts.items += 1
+                async with self._slots:
+                    try:
+                        answer = await self._attempt(item)
+                    except ApiError as exc:
+                        if not exc.transient:
+                            raise self._failed(item, exc) from None
+                        group.create_task(retry(seq, item, exc))
+                        continue
+                backlog.release()
+                writer.put(seq, (item, answer))
 
         try:
             async with asyncio.TaskGroup() as group:
-                for seq, item in enumerate(items):
-                    await backlog.acquire()
-                    await self._slots.acquire()  # the first attempt's slot, handed to it
-                    self.counts.items += 1
-                    group.create_task(one(seq, item))
+                for _ in range(self.concurrency):
+                    group.create_task(work(group))
         except BaseExceptionGroup as errors:  # the first failure ended the run: no item is sent after it
             raise errors.exceptions[0] from None
         finally:
@@ -272,25 +291,19 @@ class OrderedRequests(Generic[T, R]):
             writer.close()
         return self.counts
 
-    async def _answer(self, item: T) -> R:
-        """An item's answer, retried on transient failures; the first attempt's slot is held."""
-        try:
-            return await self._attempt(item, slot_held=True)
-        except ApiError as exc:
-            if not is_transient(exc):
-                raise self._failed(item, exc) from None
-            first: ApiError | None = exc
+    async def _retried(self, item: T, first: ApiError | None) -> R:
+        """An item's answer after its first attempt failed with ``first``, retried by the policy."""
         # As AsyncTransport.send: the first attempt went out without tenacity (its set-up costs
         # CPU per row) and its failure is replayed as tenacity's first, so waits follow the policy.
-        retrying = self._retrying(item)
         try:
-            async for attempt in retrying:
+            async for attempt in self._retrying(item):
                 with attempt:
                     if first is not None:
                         failure, first = first, None
                         raise failure
                     self.counts.retries += 1
-                    return await self._attempt(item, slot_held=False)
+                    async with self._slots:  # none is held while the item waits
+                        return await self._attempt(item)
         except ApiError as exc:
             raise self._failed(item, exc) from None
         raise AssertionError("unreachable: tenacity re-raises the last error")
@@ -322,74 +335,83 @@ class OrderedRequests(Generic[T, R]):
         outcomes = self._outcomes
         return len(outcomes) >= OUTCOMES_MIN and sum(outcomes) * 2 > len(outcomes)
 
-    async def _attempt(self, item: T, *, slot_held: bool) -> R:
+    async def _attempt(self, item: T) -> R:
         """
-        One attempt: the request, and a hedge if it is late; the first answer wins, the other
-        request is cancelled. Fails when both failed, or at ``timeout``.
+        One attempt, in a slot the caller holds: the request, and a hedge if it is late (and
+        another if that one is late too); the first answer wins, the others are cancelled. It
+        fails when the newest request fails, or at ``timeout``.
         """
-        if not slot_held:
-            await self._slots.acquire()
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[R] = loop.create_future()
-        requests: list[asyncio.Task[R]] = []
-
-        def settle(task: asyncio.Task[R]) -> None:
-            if answer.done() or task.cancelled():
-                return
-            exc = task.exception()
-            if exc is None:
-                if task is not requests[0]:
-                    self.counts.hedges_first += 1
-                answer.set_result(task.result())
-            elif task is requests[-1] or all(request.done() for request in requests):
-                # The newest request failed: those before it are late already, so the attempt
-                # has failed and the retry's backoff is due (a late one is cancelled). An older
-                # one failed: the newer one, not late yet, may answer.
-                answer.set_exception(exc)
-
-        hedge_timer: asyncio.TimerHandle | None = None
-
-        def hedge() -> None:
-            nonlocal hedge_timer
-            if answer.done() or self.hedging is None:
-                return
-            if not self.hedging.take():  # none left for now: ask again when one may have come
-                hedge_timer = loop.call_later(self.hedging.delay, hedge)
-                return
-            self.counts.hedges += 1
-            task = loop.create_task(self._hedge(item))
-            requests.append(task)
-            task.add_done_callback(settle)
-            if len(requests) <= HEDGES_PER_ATTEMPT:  # the hedge may be held too (as often as the first)
-                hedge_timer = loop.call_later(self.hedging.delay, hedge)
-
-        def time_out() -> None:
-            if not answer.done():
-                self.counts.timeouts += 1
-                self._outcomes.append(False)
-                answer.set_exception(TransientApiError(f"no answer within {self.timeout:g} s (the attempt's timeout)"))
-
-        try:
-            if self.hedging is not None:
-                self.hedging.sent()
-            primary = loop.create_task(self._timed(item))
-            requests.append(primary)
-            primary.add_done_callback(settle)
-            if self.hedging is not None:
-                hedge_timer = loop.call_later(self.hedging.delay, hedge)
-            deadline = loop.call_later(self.timeout, time_out)
+        hedging = self.hedging
+        if hedging is None:
             try:
-                return await answer
-            finally:
-                deadline.cancel()
-                if hedge_timer is not None:
-                    hedge_timer.cancel()
-                for request in requests:
-                    request.cancel()
+                async with asyncio.timeout(self.timeout):
+                    return await self._timed(item)
+            except TimeoutError:
+                raise self._timed_out() from None
+        loop = asyncio.get_running_loop()
+        race: _Race[R] = _Race()
+        hedging.sent()
+        race.timer = loop.call_later(hedging.delay, self._hedge, item, race)
+        try:
+            async with asyncio.timeout(self.timeout) as deadline:
+                race.deadline = deadline
+                try:
+                    return await self._timed(item)  # awaited here, not in a task: the common case
+                except ApiError:
+                    if not race.won and race.error is None and all(hedge.done() for hedge in race.hedges):
+                        raise
+                if not race.won and race.error is None:
+                    race.answer = loop.create_future()  # a hedge is out, not late yet: it decides
+                    await race.answer
+        except TimeoutError:  # the deadline, or a hedge that ended the wait for the first request
+            if not race.won and race.error is None:
+                raise self._timed_out() from None
         finally:
-            self._slots.release()
+            race.over = True
+            if race.timer is not None:
+                race.timer.cancel()
+            for hedge in race.hedges:
+                hedge.cancel()
+        if race.won:
+            return cast(R, race.result)
+        assert race.error is not None
+        raise race.error
 
-    async def _hedge(self, item: T) -> R:
+    def _hedge(self, item: T, race: _Race[R]) -> None:
+        """The timer of a late request: send the item once more, if the bucket allows."""
+        hedging = self.hedging
+        if race.over or hedging is None:
+            return
+        loop = asyncio.get_running_loop()
+        if not hedging.take():  # none left for now: ask again when one may have come
+            race.timer = loop.call_later(hedging.delay, self._hedge, item, race)
+            return
+        self.counts.hedges += 1
+        task = loop.create_task(self._hedged(item))
+        race.hedges.append(task)
+        task.add_done_callback(functools.partial(self._settle, race))
+        if len(race.hedges) < HEDGES_PER_ATTEMPT:  # the hedge may be held too (as often as the first)
+            race.timer = loop.call_later(hedging.delay, self._hedge, item, race)
+
+    def _settle(self, race: _Race[R], task: asyncio.Task[R]) -> None:
+        """A hedge ended: its answer wins; its failure, if it was the newest request, fails the attempt."""
+        if race.over or race.won or task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            race.won, race.result = True, task.result()
+            self.counts.hedges_first += 1
+        elif task is race.hedges[-1] and race.error is None:
+            race.error = exc  # the requests before it are late already: retry after the backoff
+        else:
+            return  # an older one failed: the newer one, not late yet, may answer
+        if race.answer is not None:
+            if not race.answer.done():
+                race.answer.set_result(None)  # the waiter reads the outcome from race
+        elif race.deadline is not None:
+            race.deadline.reschedule(asyncio.get_running_loop().time())  # stops awaiting the first
+
+    async def _hedged(self, item: T) -> R:
         """The same request once more, in a slot of its own."""
         async with self._slots:
             return await self._timed(item)
@@ -407,6 +429,27 @@ class OrderedRequests(Generic[T, R]):
         if self.hedging is not None:
             self.hedging.record(time.monotonic() - started)
         return result
+
+    def _timed_out(self) -> TransientApiError:
+        self.counts.timeouts += 1
+        self._outcomes.append(False)
+        return TransientApiError(f"no answer within {self.timeout:g} s (the attempt's timeout)")
+
+
+class _Race(Generic[R]):
+    """One attempt's hedges and how they ended (see :meth:`OrderedRequests._attempt`)."""
+
+    __slots__ = ("answer", "deadline", "error", "hedges", "over", "result", "timer", "won")
+
+    def __init__(self) -> None:
+        self.hedges: list[asyncio.Task[R]] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.deadline: asyncio.Timeout | None = None
+        self.answer: asyncio.Future[None] | None = None  # awaited once the first request failed
+        self.won = False
+        self.result: R | None = None
+        self.error: BaseException | None = None
+        self.over = False
 
 
 @dataclass
