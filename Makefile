@@ -21,7 +21,7 @@ help:
 	@echo "make bench  - benchmarks (ratios against baselines measured in the same run)"
 	@echo "make docs   - the Sphinx site, warnings as errors"
 	@echo "make wheel  - build the wheel and sdist, install the wheel with Airflow 3.0.6 in a new venv, run a DAG there"
-	@echo "make e2e    - the connection form, and a model switch approved and rejected, in headless Chromium"
+	@echo "make e2e    - the connection form, a model switch approved and rejected, the Models page, in headless Chromium"
 	@echo "make reliability - faults over 20 seeds, task kills and triggerer restarts on a real Airflow, secret leaks (minutes)"
 	@echo "make cluster - Airflow on PostgreSQL, Celery workers over Redis, two triggerers: load, failover, secrets (minutes)"
 
@@ -91,6 +91,7 @@ e2e: $(STAMP)
 	$(BIN)/python -c 'import selenium' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[e2e]'
 	$(BIN)/python scripts/e2e_connection_form.py
 	$(BIN)/python scripts/e2e_approval.py
+	$(BIN)/python scripts/e2e_models_page.py
 
 clean:
 	rm -rf .venv .venv-* .demo docs/_build .mypy_cache .ruff_cache .pytest_cache

@@ -7,7 +7,7 @@ with the chart's numbers. No JavaScript; every value from the database is escape
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from urllib.parse import quote
 
@@ -38,7 +38,7 @@ OUTCOMES: dict[str, tuple[str, str, str]] = {
 }
 
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 44
+LEFT, RIGHT, TOP, BOTTOM = 70, 16, 16, 44
 
 STYLE = """
 :root { color-scheme: light dark; }
@@ -75,6 +75,17 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else ""
 
 
+def moment(value: str) -> str:
+    """An ISO time (a reviewer's answer) as the page writes times; anything else as it is."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if parsed.utcoffset() is not None:
+        parsed = parsed.astimezone(UTC)
+    return when(parsed)
+
+
 def number(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
 
@@ -108,7 +119,7 @@ def decision_text(run: ModelRun) -> str:
     if run.decided_by:
         parts.append(f"by {run.decided_by}")
     if run.decided_at and run.outcome not in (TRAINED, UNDECIDED, AWAITING):
-        parts.append(f"at {run.decided_at}")
+        parts.append(f"at {moment(run.decided_at)}")
     return " ".join(parts)
 
 
@@ -148,14 +159,17 @@ def chart(history: ModelHistory) -> str:
             f"{number(tick)}</text>"
         )
     parts.append(
-        f'<text x="12" y="{TOP + plot_h / 2:.1f}" font-size="12" fill="currentColor" '
-        f'transform="rotate(-90 12 {TOP + plot_h / 2:.1f})" text-anchor="middle">{label}</text>'
+        f'<text x="14" y="{TOP + plot_h / 2:.1f}" font-size="12" fill="currentColor" '
+        f'transform="rotate(-90 14 {TOP + plot_h / 2:.1f})" text-anchor="middle">{label}</text>'
     )
     line = [(x_of(i), y_of(v)) for i, v in enumerate(values) if v is not None]
     if len(line) > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in line)
         parts.append(f'<polyline points="{path}" fill="none" stroke="#9aa0a6" stroke-width="1.5"/>')
     every = max(1, len(runs) // 6)
+    # Retrainings on one day (a test, a catch-up) are told apart by their time.
+    days = {run.at.date() for run in runs}
+    date_format = "%Y-%m-%d" if len(days) == len(runs) else "%m-%d %H:%M"
     for index, (run, value) in enumerate(zip(runs, values, strict=True)):
         x = x_of(index)
         colour, shape, css = OUTCOMES.get(run.outcome, OUTCOMES[UNDECIDED])
@@ -175,16 +189,17 @@ def chart(history: ModelHistory) -> str:
             title += f" (served model {number(previous)})"
         title += f" · {decision_text(run)}"
         if run.reason:
-            title += f" · {run.reason}"
+            title += f" · gate: {run.reason}"
         parts.append(
             f'<g class="point {css}" data-kind="{escape(run.kind)}" data-outcome="{escape(run.outcome)}" '
             f'data-value="{"" if value is None else value}" data-version="{run.version or ""}">'
             f"<title>{escape(title)}</title>{marker(shape, x, y, colour)}</g>"
         )
         if index % every == 0 or index == len(runs) - 1:
+            align = "start" if index == 0 and len(runs) > 1 else "end" if index == len(runs) - 1 > 0 else "middle"
             parts.append(
-                f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 18}" font-size="11" text-anchor="middle" '
-                f'fill="currentColor">{run.at.strftime("%Y-%m-%d")}</text>'
+                f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 18}" font-size="11" text-anchor="{align}" '
+                f'fill="currentColor">{run.at.strftime(date_format)}</text>'
             )
     parts.append("</svg>")
     return "".join(parts)
@@ -233,9 +248,9 @@ def runs_table(history: ModelHistory, ui_base: str) -> str:
         if run.decided_by:
             details.append(f"by {escape(run.decided_by)}")
         if run.decided_at and run.outcome not in (TRAINED, UNDECIDED, AWAITING):
-            details.append(f"at {escape(run.decided_at)}")
+            details.append(f"at {escape(moment(run.decided_at))}")
         if run.reason:
-            details.append(escape(run.reason))
+            details.append(f"gate: {escape(run.reason)}")
         if details:
             outcome += f'<br><span class="muted">{"<br>".join(details)}</span>'
         run_url, task_url = ui_links(ui_base, run.task)

@@ -15,6 +15,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -179,11 +180,18 @@ def test_page_charts_one_point_per_retraining_marked_by_outcome(client: Any, run
     assert f'class="served-version">{served}<' in section
     assert "gate metric: <strong>auc</strong>" in section
     # The refusal's reason, and who rejected and when.
-    assert ("auc" in section and "min_gain" in section) or "threshold" in section
+    rows = re.findall(r'<tr class="run".*?</tr>', section)
+    refused = next(row for row in rows if 'data-outcome="refused by the gate"' in row)
+    assert "gate: auc" in refused
+    assert "min_gain 1.0" in refused
     if HITL:
         approval = runs.rejected.xcom(APPROVAL_TASK)["approval"]
-        assert f"by {approval['by']}" in section
-        assert approval["at"] in section
+        rejected = next(row for row in rows if 'data-outcome="rejected"' in row)
+        assert f"by {approval['by']}" in rejected
+        answered = datetime.fromisoformat(approval["at"]).astimezone(UTC)
+        assert f"at {answered:%Y-%m-%d %H:%M} UTC" in rejected
+        approved = next(row for row in rows if 'data-outcome="approved"' in row)
+        assert f"by {runs.approved.xcom(APPROVAL_TASK)['approval']['by']}" in approved
 
 
 @needs_page
