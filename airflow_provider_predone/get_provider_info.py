@@ -57,7 +57,7 @@ _HTTP_SETTINGS: dict[str, Any] = {
     ),
     "retry_max_wait_seconds": _number_field("Retry max wait (s)", "Longest backoff wait.", 30, 0),
     # The networking extras of Airflow's http connection, same names and meanings
-    # (read by protocol.common.Networking, applied to sync, async and presigned traffic alike).
+    # (read by hooks.connection.Networking, applied to sync, async and presigned traffic alike).
     "proxies": {
         "label": "Proxies",
         "description": "Proxy for every request, presigned uploads and downloads included: one URL "

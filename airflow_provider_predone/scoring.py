@@ -38,12 +38,12 @@ from airflow_provider_predone.exceptions import (
     TransientApiError,
     UnexpectedResponseError,
 )
+from airflow_provider_predone.hooks._http import describe_retry, retry_policy
 from airflow_provider_predone.protocol import predone as api
-from airflow_provider_predone.protocol.common import describe_retry, retry_policy
 
 if TYPE_CHECKING:
+    from airflow_provider_predone.hooks.connection import HttpSettings
     from airflow_provider_predone.hooks.predone import PredictionOneHook
-    from airflow_provider_predone.protocol.common import HttpSettings
 
 T = TypeVar("T")
 R = TypeVar("R")

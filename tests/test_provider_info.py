@@ -56,7 +56,7 @@ def test_predone_connection_form() -> None:
 
 
 def test_both_forms_offer_the_http_connections_networking_extras() -> None:
-    from airflow_provider_predone.protocol.common import Networking
+    from airflow_provider_predone.hooks.connection import Networking
 
     for connection in INFO["connection-types"]:
         fields = connection["conn-fields"]
@@ -115,7 +115,7 @@ def test_form_minimums_agree_with_the_code() -> None:
     """Each numeric field's form minimum is accepted by HttpSettings and anything below it refused."""
     import pytest
 
-    from airflow_provider_predone.protocol.common import HttpSettings
+    from airflow_provider_predone.hooks.connection import HttpSettings
 
     fields = INFO["connection-types"][0]["conn-fields"]
     numeric = {name: f["schema"] for name, f in fields.items() if "minimum" in f["schema"]}

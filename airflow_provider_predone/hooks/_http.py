@@ -41,17 +41,13 @@ from airflow_provider_predone.exceptions import (
     TransientApiError,
     UnexpectedResponseError,
 )
+from airflow_provider_predone.hooks.connection import HttpSettings, Networking, proxy_display
 from airflow_provider_predone.protocol.common import (
     ApiRequest,
     Credential,
     ErrorMapper,
-    HttpSettings,
-    Networking,
-    describe_retry,
     parse_retry_after,
-    proxy_display,
     read_answer,
-    retry_policy,
     snippet,
     without_query,
 )
@@ -100,6 +96,62 @@ def _strip_urllib3_queries() -> None:
     logger = logging.getLogger("urllib3.connectionpool")
     if not any(isinstance(f, _QueryStripper) for f in logger.filters):
         logger.addFilter(_QueryStripper())
+
+
+# --- retries: the one policy of every call, sync and async -----------------------------------
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, ApiError) and exc.transient
+
+
+def retry_policy(
+    settings: HttpSettings,
+    before_sleep: Callable[[Any], None] | None = None,
+    deadline: float | None = None,
+) -> dict[str, Any]:
+    """
+    Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``: the one retry policy.
+
+    Transient failures are retried with exponential backoff and full jitter, waiting at least
+    a ``Retry-After`` the server sent but never more than ``retry_max_wait`` (a server cannot
+    park a worker or the triggerer); everything else fails at once.
+
+    :param deadline: Unix time no wait may reach (a trigger's deadline): a retry that would
+        have to wait past it is not made, and the last failure is raised instead.
+    """
+    backoff = tenacity.wait_random_exponential(multiplier=settings.retry_wait, max=settings.retry_max_wait)
+
+    def wanted(retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        retry_after = getattr(exc, "retry_after", None) or 0.0
+        return min(max(float(retry_after), backoff(retry_state)), settings.retry_max_wait)
+
+    def wait(retry_state: tenacity.RetryCallState) -> float:
+        seconds = wanted(retry_state)
+        return seconds if deadline is None else max(0.0, min(seconds, deadline - time.time()))
+
+    def stop(retry_state: tenacity.RetryCallState) -> bool:
+        if retry_state.attempt_number > settings.max_retries:
+            return True
+        # Whatever the order tenacity evaluates wait and stop in: the wait wanted decides.
+        return deadline is not None and time.time() + wanted(retry_state) >= deadline
+
+    return {
+        "stop": stop,
+        "wait": wait,
+        "retry": tenacity.retry_if_exception(is_transient),
+        "reraise": True,
+        "before_sleep": before_sleep,
+    }
+
+
+def describe_retry(retry_state: Any) -> str:
+    """``attempt 2 failed (TransientApiError: ...); retrying in 1.3 s`` for the retry log line."""
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+    return f"attempt {retry_state.attempt_number} failed ({type(exc).__name__}: {exc}); retrying in {wait:.1f} s"
 
 
 def _log_retry(log: logging.Logger | Any, label: str) -> Callable[[tenacity.RetryCallState], None]:

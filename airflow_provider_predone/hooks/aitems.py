@@ -28,12 +28,10 @@ from airflow_provider_predone.hooks._http import (
     single_attempt_failure,
     warn_unverified,
 )
+from airflow_provider_predone.hooks.connection import ConnectionLike, HttpSettings, connection_extras
 from airflow_provider_predone.protocol import aitems as api
 from airflow_provider_predone.protocol.common import (
     ApiRequest,
-    ConnectionLike,
-    HttpSettings,
-    connection_extras,
 )
 
 T = TypeVar("T")

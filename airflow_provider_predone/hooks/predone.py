@@ -33,13 +33,11 @@ from airflow_provider_predone.hooks._http import (
     single_attempt_failure,
     warn_unverified,
 )
+from airflow_provider_predone.hooks.connection import ConnectionLike, HttpSettings, connection_extras
 from airflow_provider_predone.protocol import predone as api
 from airflow_provider_predone.protocol.common import (
     ApiRequest,
-    ConnectionLike,
     Credential,
-    HttpSettings,
-    connection_extras,
 )
 
 if TYPE_CHECKING:

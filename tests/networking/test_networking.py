@@ -22,7 +22,7 @@ from network_support import PROXY_PASSWORD, PROXY_USER, Pki, ProxyProcess, emula
 
 from airflow_provider_predone.emulator import EmulatorProcess
 from airflow_provider_predone.exceptions import InvalidInputError, NetworkSettingsError
-from airflow_provider_predone.protocol.common import HttpSettings, Networking
+from airflow_provider_predone.hooks.connection import HttpSettings, Networking
 
 FAST = {"retry_wait_seconds": 0.05, "retry_max_wait_seconds": 0.5}
 
@@ -375,7 +375,7 @@ def test_a_407_inside_an_address_is_not_a_proxy_refusal() -> None:
 
     from airflow_provider_predone.exceptions import NetworkSettingsError, TransientApiError
     from airflow_provider_predone.hooks._http import network_failure
-    from airflow_provider_predone.protocol.common import Networking
+    from airflow_provider_predone.hooks.connection import Networking
 
     proxy = f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:9"
     network = Networking(proxies=(("https", proxy),), trust_env=False)

@@ -26,9 +26,9 @@ from test_hostile_responses import SIGNATURE, Handler, HostileServer
 
 from airflow_provider_predone.exceptions import TransientApiError, UnexpectedResponseError
 from airflow_provider_predone.hooks._http import SyncTransport
+from airflow_provider_predone.hooks.connection import HttpSettings
 from airflow_provider_predone.hooks.predone import API_KEYS, PredictionOneHook
 from airflow_provider_predone.protocol import predone as api
-from airflow_provider_predone.protocol.common import HttpSettings
 from airflow_provider_predone.triggers.predone import PredictionOneTrainTrigger
 
 MiB = 1024 * 1024
