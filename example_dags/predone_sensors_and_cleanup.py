@@ -62,8 +62,9 @@ with DAG(
     list_models = PredictionOneListModelsOperator(task_id="list_models")
 
     @task
-    def newest_model_id(models: list[dict[str, Any]], name: str = MODEL_NAME) -> int:
-        """The id of the newest model called ``name``."""
+    def newest_model_id(models: Any, name: str = MODEL_NAME) -> int:
+        """The id of the newest model called ``name`` in ``models``, the list of model dicts."""
+        # ``Any``: at parse time the argument is list_models' XComArg, at run time the list.
         return max(int(m["model_id"]) for m in models if m["name"] == name)
 
     model_id = newest_model_id(list_models.output)

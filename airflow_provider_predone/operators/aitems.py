@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_predone import assets
 from airflow_provider_predone._task_state import TaskState
-from airflow_provider_predone.operators.base import JobOperator, task_result
+from airflow_provider_predone.operators.base import TIMEOUT, JobOperator, TemplatedId, task_result
 from airflow_provider_predone.protocol import aitems as api
 from airflow_provider_predone.protocol.common import path_id
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.common.compat.sdk import Context, XComArg
 
     from airflow_provider_predone.hooks.aitems import AitemsHook
 
@@ -46,15 +47,30 @@ class AitemsTrainOperator(JobOperator):
     def __init__(
         self,
         *,
-        service_id: str,
-        train_types: Sequence[str],
+        service_id: TemplatedId,
+        train_types: Sequence[str] | XComArg,
         hp_config: Mapping[str, Any] | None = None,
         description: str | None = None,
         aitems_conn_id: str = "aitems_default",
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float = 60.0,
+        timeout: float | timedelta = TIMEOUT,
+        success_statuses: Iterable[str] | None = None,
+        failure_statuses: Iterable[str] | None = None,
+        running_statuses: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(poll_interval=poll_interval, **kwargs)
+        super().__init__(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            success_statuses=success_statuses,
+            failure_statuses=failure_statuses,
+            running_statuses=running_statuses,
+            **kwargs,
+        )
         self.service_id = service_id
         self.train_types = train_types
         self.hp_config = hp_config

@@ -8,13 +8,18 @@ minimum version, while every other operator keeps working on Airflow 3.0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_predone.exceptions import MetricNotFoundError, QualityGateRejectedError
-from airflow_provider_predone.metrics import LOWER_IS_BETTER, GateVerdict, RetrainResult, verdict_of
-from airflow_provider_predone.operators.base import task_result
-from airflow_provider_predone.operators.predone import PredictionOneSwitchModelOperator, archive_versions
+from airflow_provider_predone.metrics import LOWER_IS_BETTER, GateVerdict, MetricsReader, RetrainResult, verdict_of
+from airflow_provider_predone.operators.base import TemplatedId, task_result
+from airflow_provider_predone.operators.predone import (
+    ArchiveLimits,
+    OnRefusal,
+    PredictionOneSwitchModelOperator,
+    archive_versions,
+)
 
 #: the first Airflow release with human-in-the-loop operators
 MIN_AIRFLOW = "3.1"
@@ -74,9 +79,35 @@ class PredictionOneApproveSwitchOperator(PredictionOneSwitchModelOperator, HITLO
     template_fields: Sequence[str] = (*PredictionOneSwitchModelOperator.template_fields, "subject")
     ui_color = "#fff4cc"
 
-    def __init__(self, *, subject: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        retrain_job_id: TemplatedId,
+        model_id: TemplatedId | None = None,
+        quality_gate: Callable[[RetrainResult], Any] | None = None,
+        on_refusal: OnRefusal = "fail",
+        metrics_reader: MetricsReader | None = None,
+        result_dir: str | None = None,
+        result_limits: ArchiveLimits | None = None,
+        allow_older: bool = False,
+        subject: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         # HITLOperator's options are fixed here: the decision is a switch or no switch.
-        super().__init__(subject=subject or "", options=[APPROVE, REJECT], multiple=False, **kwargs)
+        super().__init__(
+            retrain_job_id=retrain_job_id,
+            model_id=model_id,
+            quality_gate=quality_gate,
+            on_refusal=on_refusal,
+            metrics_reader=metrics_reader,
+            result_dir=result_dir,
+            result_limits=result_limits,
+            allow_older=allow_older,
+            subject=subject or "",
+            options=[APPROVE, REJECT],
+            multiple=False,
+            **kwargs,
+        )
         self.custom_subject = subject
 
     @property

@@ -5,23 +5,32 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from airflow.providers.common.compat.sdk import BaseOperator, conf
+from airflow.providers.common.compat.sdk import BaseOperator, XComArg, conf
 
 from airflow_provider_predone import _event_loop
 from airflow_provider_predone.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
     from airflow_provider_predone.triggers.base import StatusTrigger
+
+#: What an id parameter takes (it is a template field): the id, a Jinja template string such as
+#: ``"{{ params.model_id }}"``, or an upstream task's XCom (``train.output["model_id"]``).
+TemplatedId: TypeAlias = int | str | XComArg
 
 
 def default_deferrable() -> bool:
     """Airflow's ``[operators] default_deferrable``."""
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
+
+#: the waiting defaults of :class:`JobOperator` (seconds between status checks, seconds to wait)
+POLL_INTERVAL = 30.0
+TIMEOUT = 24 * 3600.0
 
 #: default of ``[predone] min_first_poll_delay``, seconds (see :func:`first_poll_at`)
 MIN_FIRST_POLL_DELAY = 10.0
@@ -122,6 +131,12 @@ class ProviderOperator(BaseOperator):
             kwargs["outlets"] = alias_outlets(kwargs.get("outlets"), self.asset_alias)
         super().__init__(**kwargs)
 
+    if TYPE_CHECKING:
+        # For the user's type checker only: BaseOperator says ``XComArg``, but what it returns
+        # is a PlainXComArg, so ``train.output["model_id"]`` type-checks.
+        @property
+        def output(self) -> PlainXComArg: ...
+
 
 class JobOperator(ProviderOperator):
     """
@@ -147,8 +162,8 @@ class JobOperator(ProviderOperator):
         *,
         wait_for_completion: bool = True,
         deferrable: bool | None = None,
-        poll_interval: float = 30.0,
-        timeout: float | timedelta = 24 * 3600.0,
+        poll_interval: float = POLL_INTERVAL,
+        timeout: float | timedelta = TIMEOUT,
         success_statuses: Iterable[str] | None = None,
         failure_statuses: Iterable[str] | None = None,
         running_statuses: Iterable[str] | None = None,

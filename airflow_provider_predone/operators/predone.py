@@ -9,12 +9,12 @@ at every parse, so the hook and triggers are imported only when a task runs.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, get_args
 
 from airflow_provider_predone import assets, files, lineage
 from airflow_provider_predone._task_state import TaskState
@@ -32,14 +32,23 @@ from airflow_provider_predone.exceptions import (
 from airflow_provider_predone.files import ArchiveLimits as ArchiveLimits  # re-exported for result_limits
 from airflow_provider_predone.metrics import (
     MetricsReader,
-    RetrainResult,
     read_metrics,
     verdict_of,
 )
 from airflow_provider_predone.metrics import (
+    RetrainResult as RetrainResult,  # re-exported: quality gates take one (example_dags/predone_retrain_and_switch.py)
+)
+from airflow_provider_predone.metrics import (
     metric_gate as metric_gate,  # re-exported: DAGs import it from here
 )
-from airflow_provider_predone.operators.base import JobOperator, ProviderOperator, task_result
+from airflow_provider_predone.operators.base import (
+    POLL_INTERVAL,
+    TIMEOUT,
+    JobOperator,
+    ProviderOperator,
+    TemplatedId,
+    task_result,
+)
 from airflow_provider_predone.plugins.links import ModelPageLink
 from airflow_provider_predone.protocol import predone as api
 from airflow_provider_predone.protocol.common import Phase, path_id
@@ -54,7 +63,8 @@ SUMMARY_FILE = "model_summary.json"
 #: A model found in the model list counts as ours if created no earlier than this before we asked.
 MODEL_LOOKUP_SLACK = timedelta(minutes=10)
 #: What a refused quality gate does to the switch task.
-ON_REFUSAL = ("fail", "skip")
+OnRefusal = Literal["fail", "skip"]
+ON_REFUSAL: tuple[OnRefusal, ...] = get_args(OnRefusal)
 
 
 class PredictionOneBaseOperator(ProviderOperator):
@@ -210,9 +220,25 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
         result_limits: ArchiveLimits | None = None,
         encoding: str = "utf-8",
         metrics_reader: MetricsReader | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
+        poll_interval: float = POLL_INTERVAL,
+        timeout: float | timedelta = TIMEOUT,
+        success_statuses: Iterable[str] | None = None,
+        failure_statuses: Iterable[str] | None = None,
+        running_statuses: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            success_statuses=success_statuses,
+            failure_statuses=failure_statuses,
+            running_statuses=running_statuses,
+            **kwargs,
+        )
         self.metrics_reader = metrics_reader
         self.train_data = train_data
         self.model_name = model_name
@@ -416,7 +442,7 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
     def __init__(
         self,
         *,
-        model_id: Any,
+        model_id: TemplatedId,
         train_data: Any,
         eval_data: Any = None,
         upload_filename: str | None = None,
@@ -424,9 +450,25 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
         result_limits: ArchiveLimits | None = None,
         encoding: str = "utf-8",
         metrics_reader: MetricsReader | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
+        poll_interval: float = POLL_INTERVAL,
+        timeout: float | timedelta = TIMEOUT,
+        success_statuses: Iterable[str] | None = None,
+        failure_statuses: Iterable[str] | None = None,
+        running_statuses: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            success_statuses=success_statuses,
+            failure_statuses=failure_statuses,
+            running_statuses=running_statuses,
+            **kwargs,
+        )
         self.metrics_reader = metrics_reader
         self.model_id = model_id
         self.train_data = train_data
@@ -605,10 +647,10 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
     def __init__(
         self,
         *,
-        retrain_job_id: Any,
-        model_id: Any = None,
+        retrain_job_id: TemplatedId,
+        model_id: TemplatedId | None = None,
         quality_gate: Callable[[RetrainResult], Any] | None = None,
-        on_refusal: str = "fail",
+        on_refusal: OnRefusal = "fail",
         metrics_reader: MetricsReader | None = None,
         result_dir: str | None = None,
         result_limits: ArchiveLimits | None = None,
@@ -635,7 +677,7 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
 
     def finished_retrain(self) -> tuple[str, int, api.RetrainStatus]:
         """The retrain job and model ids, and the job's status (it must have succeeded)."""
-        job = self.retrain_job_id if isinstance(self.retrain_job_id, Mapping) else {}
+        job: Mapping[str, Any] = self.retrain_job_id if isinstance(self.retrain_job_id, Mapping) else {}
         retrain_job_id = path_id(job.get("retrain_job_id", self.retrain_job_id), "retrain_job_id")
         model_id = api.model_id_value(self.model_id if self.model_id is not None else job.get("model_id"))
         status = self.hook.get_retrain_status(retrain_job_id, model_id)
@@ -834,13 +876,27 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
     def __init__(
         self,
         *,
-        model_id: Any,
+        model_id: TemplatedId,
         ip_rules: Sequence[Mapping[str, Any]] = api.ALLOW_ALL_RULES,
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float = 15.0,
         timeout: float | timedelta = 3600.0,
+        success_statuses: Iterable[str] | None = None,
+        failure_statuses: Iterable[str] | None = None,
+        running_statuses: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(poll_interval=poll_interval, timeout=timeout, **kwargs)
+        super().__init__(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            success_statuses=success_statuses,
+            failure_statuses=failure_statuses,
+            running_statuses=running_statuses,
+            **kwargs,
+        )
         self.model_id = model_id
         self.ip_rules = ip_rules
 
@@ -928,7 +984,7 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
     def __init__(
         self,
         *,
-        classifier_id: Any,
+        classifier_id: TemplatedId,
         input_data: Any,
         output_data: Any,
         concurrency: int = 8,
@@ -1085,7 +1141,7 @@ class PredictionOneDeleteModelOperator(_DeleteOperator):
     template_fields: Sequence[str] = ("model_id",)
     resource, id_field = "model", "model_id"
 
-    def __init__(self, *, model_id: Any, **kwargs: Any) -> None:
+    def __init__(self, *, model_id: TemplatedId, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model_id = model_id
 
@@ -1103,7 +1159,7 @@ class PredictionOneDeleteDataSetOperator(_DeleteOperator):
     template_fields: Sequence[str] = ("data_set_id",)
     resource, id_field = "data set", "data_set_id"
 
-    def __init__(self, *, data_set_id: Any, **kwargs: Any) -> None:
+    def __init__(self, *, data_set_id: TemplatedId, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_set_id = data_set_id
 
@@ -1121,7 +1177,7 @@ class PredictionOneDeletePredictionApiOperator(_DeleteOperator):
     template_fields: Sequence[str] = ("classifier_id",)
     resource, id_field = "prediction API", "classifier_id"
 
-    def __init__(self, *, classifier_id: Any, **kwargs: Any) -> None:
+    def __init__(self, *, classifier_id: TemplatedId, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.classifier_id = classifier_id
 

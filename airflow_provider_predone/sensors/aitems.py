@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
+from airflow_provider_predone.operators.base import TemplatedId
 from airflow_provider_predone.sensors.base import JobSensor
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import XComArg
 
 
 class AitemsTrainingSensor(JobSensor):
@@ -28,18 +33,36 @@ class AitemsTrainingSensor(JobSensor):
     def __init__(
         self,
         *,
-        service_id: str,
-        train_type: str,
-        version: str,
+        service_id: TemplatedId,
+        train_type: str | XComArg,
+        version: TemplatedId,
         aitems_conn_id: str = "aitems_default",
+        deferrable: bool | None = None,
+        poke_interval: float | timedelta = 60,
+        timeout: float | timedelta | None = None,
+        start_from_trigger: bool = False,
+        end_from_trigger: bool = False,
+        success_statuses: Iterable[str] | None = None,
+        failure_statuses: Iterable[str] | None = None,
+        running_statuses: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
         self.service_id = service_id
         self.train_type = train_type
         self.version = version
         self.aitems_conn_id = aitems_conn_id
-        super().__init__(**kwargs)
+        super().__init__(
+            deferrable=deferrable,
+            poke_interval=poke_interval,
+            timeout=timeout,
+            start_from_trigger=start_from_trigger,
+            end_from_trigger=end_from_trigger,
+            success_statuses=success_statuses,
+            failure_statuses=failure_statuses,
+            running_statuses=running_statuses,
+            **kwargs,
+        )
 
     @property
-    def versions(self) -> dict[str, str]:
+    def versions(self) -> dict[Any, Any]:  # rendered by then: {train_type: version}
         return {self.train_type: self.version}

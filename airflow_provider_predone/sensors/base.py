@@ -16,6 +16,7 @@ from airflow_provider_predone.operators.base import default_deferrable, first_po
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
 
 class JobSensor(BaseSensorOperator):
@@ -23,6 +24,9 @@ class JobSensor(BaseSensorOperator):
     Base of this provider's sensors: classify a status, defer to the matching trigger.
 
     :param deferrable: after one poke, wait in the triggerer.
+    :param poke_interval: seconds (or a timedelta) between status checks.
+    :param timeout: how long to wait, seconds or a timedelta (default: Airflow's
+        ``[sensors] default_timeout``).
     :param start_from_trigger: skip the worker entirely and start in the triggerer (ids must
         then be literals or, on Airflow 3.1+, templates the triggerer can render).
     :param end_from_trigger: end the task in the triggerer (success with this sensor's XCom,
@@ -51,6 +55,8 @@ class JobSensor(BaseSensorOperator):
         self,
         *,
         deferrable: bool | None = None,
+        poke_interval: float | timedelta = 60,
+        timeout: float | timedelta | None = None,
         start_from_trigger: bool = False,
         end_from_trigger: bool = False,
         success_statuses: Iterable[str] | None = None,
@@ -58,7 +64,9 @@ class JobSensor(BaseSensorOperator):
         running_statuses: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        if timeout is not None:  # else Airflow's default (Airflow 3.0 refuses an explicit None)
+            kwargs["timeout"] = timeout
+        super().__init__(poke_interval=poke_interval, **kwargs)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.success_statuses = status_list("success_statuses", success_statuses)
         self.failure_statuses = status_list("failure_statuses", failure_statuses)
@@ -88,6 +96,12 @@ class JobSensor(BaseSensorOperator):
                 # Airflow's own limit, a backstop one poll after the trigger's own deadline.
                 timeout=timedelta(seconds=float(self.timeout) + float(self.poke_interval) + 60),
             )
+
+    if TYPE_CHECKING:
+        # For the user's type checker only: BaseOperator says ``XComArg``, but what it returns
+        # is a PlainXComArg, so ``sensor.output["model_id"]`` type-checks.
+        @property
+        def output(self) -> PlainXComArg: ...
 
     def _ids(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.id_fields}

@@ -8,9 +8,11 @@ always works too (``dag.test()`` calls it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
+from airflow_provider_predone.operators.base import TemplatedId
 from airflow_provider_predone.sensors.base import JobSensor
 
 
@@ -34,9 +36,34 @@ class PredictionOneTrainSensor(_PredictionOneSensor):
     trigger_path = "airflow_provider_predone.triggers.predone.PredictionOneTrainTrigger"
     id_fields = ("external_process_id",)
 
-    def __init__(self, *, external_process_id: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        external_process_id: TemplatedId,
+        predone_conn_id: str = "predone_default",
+        deferrable: bool | None = None,
+        poke_interval: float | timedelta = 60,
+        timeout: float | timedelta | None = None,
+        start_from_trigger: bool = False,
+        end_from_trigger: bool = False,
+        success_statuses: Iterable[str] | None = None,
+        failure_statuses: Iterable[str] | None = None,
+        running_statuses: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.external_process_id = external_process_id
-        super().__init__(**kwargs)
+        super().__init__(
+            predone_conn_id=predone_conn_id,
+            deferrable=deferrable,
+            poke_interval=poke_interval,
+            timeout=timeout,
+            start_from_trigger=start_from_trigger,
+            end_from_trigger=end_from_trigger,
+            success_statuses=success_statuses,
+            failure_statuses=failure_statuses,
+            running_statuses=running_statuses,
+            **kwargs,
+        )
 
 
 class PredictionOneRetrainSensor(_PredictionOneSensor):
@@ -51,10 +78,36 @@ class PredictionOneRetrainSensor(_PredictionOneSensor):
     trigger_path = "airflow_provider_predone.triggers.predone.PredictionOneRetrainTrigger"
     id_fields = ("retrain_job_id", "model_id")
 
-    def __init__(self, *, retrain_job_id: str, model_id: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        retrain_job_id: TemplatedId,
+        model_id: TemplatedId,
+        predone_conn_id: str = "predone_default",
+        deferrable: bool | None = None,
+        poke_interval: float | timedelta = 60,
+        timeout: float | timedelta | None = None,
+        start_from_trigger: bool = False,
+        end_from_trigger: bool = False,
+        success_statuses: Iterable[str] | None = None,
+        failure_statuses: Iterable[str] | None = None,
+        running_statuses: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.retrain_job_id = retrain_job_id
         self.model_id = model_id
-        super().__init__(**kwargs)
+        super().__init__(
+            predone_conn_id=predone_conn_id,
+            deferrable=deferrable,
+            poke_interval=poke_interval,
+            timeout=timeout,
+            start_from_trigger=start_from_trigger,
+            end_from_trigger=end_from_trigger,
+            success_statuses=success_statuses,
+            failure_statuses=failure_statuses,
+            running_statuses=running_statuses,
+            **kwargs,
+        )
 
 
 class PredictionOnePredictionApiSensor(_PredictionOneSensor):
@@ -68,6 +121,31 @@ class PredictionOnePredictionApiSensor(_PredictionOneSensor):
     trigger_path = "airflow_provider_predone.triggers.predone.PredictionOnePredictionApiTrigger"
     id_fields = ("classifier_id",)
 
-    def __init__(self, *, classifier_id: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        classifier_id: TemplatedId,
+        predone_conn_id: str = "predone_default",
+        deferrable: bool | None = None,
+        poke_interval: float | timedelta = 60,
+        timeout: float | timedelta | None = None,
+        start_from_trigger: bool = False,
+        end_from_trigger: bool = False,
+        success_statuses: Iterable[str] | None = None,
+        failure_statuses: Iterable[str] | None = None,
+        running_statuses: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.classifier_id = classifier_id
-        super().__init__(**kwargs)
+        super().__init__(
+            predone_conn_id=predone_conn_id,
+            deferrable=deferrable,
+            poke_interval=poke_interval,
+            timeout=timeout,
+            start_from_trigger=start_from_trigger,
+            end_from_trigger=end_from_trigger,
+            success_statuses=success_statuses,
+            failure_statuses=failure_statuses,
+            running_statuses=running_statuses,
+            **kwargs,
+        )
