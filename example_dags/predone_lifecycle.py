@@ -91,7 +91,8 @@ with DAG(
         output_data="{{ params.output_dir }}/predictions_after.csv",
     )
 
-    @task(trigger_rule="all_done")
+    # One XCom, the whole record (the demo reads it), not one more per key.
+    @task(multiple_outputs=False, trigger_rule="all_done")
     def summary(ti: Any = None) -> dict[str, Any]:
         """What happened, in one small record (the demo prints it) — also when the gate refused."""
         trained = ti.xcom_pull(task_ids="train") or {}

@@ -7,7 +7,8 @@ template string must type-check; the waiting parameters are typed keywords, so
 One mypy run over three DAG files (a good one and two bad ones) in a temp dir, as a user would
 run it: ``--strict``, and the package's own modules analysed but not reported
 (``--follow-imports=silent``, as for an installed package). Its cache lives in pytest's cache
-dir, so only the first run pays for analysing Airflow (30-60 s).
+dir, so only the first run pays for analysing Airflow (30-60 s). Also: Airflow's own ruff rules
+(``AIR``) over the package and the example DAGs users copy.
 """
 
 from __future__ import annotations
@@ -345,3 +346,16 @@ def test_a_wrong_waiting_parameter_or_on_refusal_fails_mypy_naming_the_argument(
     assert set(mypy_errors[name]) == set(expected), mypy_errors[name]
     for line, argument in expected.items():
         assert f'Argument "{argument}"' in mypy_errors[name][line], (line, mypy_errors[name][line])
+
+
+def test_the_package_and_the_example_dags_follow_airflows_ruff_rules() -> None:
+    """Airflow's own lint rules (ruff's ``AIR``, some of them preview rules), as ``make lint`` runs them."""
+    ruff = [sys.executable, "-m", "ruff", "check", "--no-cache", "--preview", "--select", "AIR"]
+    result = subprocess.run(
+        [*ruff, "airflow_provider_predone", "example_dags"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
