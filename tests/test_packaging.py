@@ -123,3 +123,21 @@ def test_the_documented_airflow_3_0_6_pins_are_the_ones_ci_installs() -> None:
         recipe = re.search(r'pip install airflow-provider-predone "apache-airflow==3\.0\.6" \\\n(.*)\n', text)
         assert recipe is not None, page
         assert recipe.group(1).split() == [f'"{pin}"' for pin in pins], page
+
+
+def test_the_wheel_carries_the_classifiers_airflows_own_providers_carry(dist: dict[str, Path]) -> None:
+    with zipfile.ZipFile(dist["wheel"]) as wheel:
+        metadata = Parser().parsestr(wheel.read(f"airflow_provider_predone-{__version__}.dist-info/METADATA").decode())
+    classifiers = metadata.get_all("Classifier") or []
+    assert {
+        "Development Status :: 4 - Beta",
+        "Framework :: Apache Airflow :: Provider",
+        "Intended Audience :: Developers",
+        "Intended Audience :: System Administrators",
+        "Programming Language :: Python :: 3.11",
+        "Typing :: Typed",
+    } <= set(classifiers)
+    python = re.compile(r"Programming Language :: Python :: (3\.\d+)")
+    pythons = [match[1] for match in map(python.fullmatch, classifiers) if match]
+    assert all(int(version.split(".")[1]) >= 11 for version in pythons), pythons  # requires-python >= 3.11
+    assert not [c for c in classifiers if c.startswith("License ::")]  # PEP 639: License-Expression says it
