@@ -3,9 +3,13 @@ OpenLineage for the Prediction One operators: training data → model → predic
 scored file.
 
 The OpenLineage provider (``apache-airflow-providers-openlineage``, the ``openlineage`` extra)
-calls ``get_openlineage_facets_on_complete(task_instance)`` on an operator after it succeeds;
-ours hand over to :func:`facets_on_complete`, which imports the provider only then. Without
-the provider installed nothing calls it, and nothing in this module is imported.
+calls ``get_openlineage_facets_on_complete(task_instance)`` on an operator after it succeeds.
+Each operator that has lineage defines that method and hands the values its run kept (paths,
+the service, ids, metrics, row counts) to one of the builders here (:func:`train_lineage`,
+:func:`retrain_lineage`, :func:`prediction_api_lineage`, :func:`batch_predict_lineage`,
+:func:`switch_lineage`). This module takes plain values only and imports no operator; it
+imports OpenLineage only when a builder is called, so without the provider nothing of it is
+imported.
 
 Datasets (OpenLineage's naming: a namespace and a name):
 
@@ -16,14 +20,20 @@ Datasets (OpenLineage's naming: a namespace and a name):
 * a prediction API: namespace ``predone://<service>``, name ``prediction_apis/<classifier_id>``.
 
 Facets: the CSV columns (``schema``), row counts (input and output statistics), the model's
-metrics and the job ids (``predone_model`` dataset facet, ``predone_job`` run facet).
+metrics and the job ids (``predone_model`` dataset facet, ``predone_job`` run facet). The two
+custom facets are described by JSON Schemas shipped in the package
+(``openlineage_schemas/<facet>.json``); their ``_schemaURL`` is the schema's ``$id`` with the
+JSON Pointer to the facet's definition (see docs/lineage.md).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+from collections.abc import Iterable, Mapping
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -33,12 +43,27 @@ from airflow_provider_predone import assets, files
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    from airflow_provider_predone.operators.predone import PredictionOneBaseOperator
+#: the custom facets: their class names, also the names of their JSON Schema files and definitions
+MODEL_FACET = "PredictionOneModelDatasetFacet"
+JOB_FACET = "PredictionOneJobRunFacet"
+#: the folder of the package holding the custom facets' JSON Schemas
+SCHEMA_FOLDER = "openlineage_schemas"
 
-#: where the custom facets' schema is described (the docs page)
-SCHEMA_URL = "https://airflow-provider-predone.readthedocs.io/en/latest/lineage.html"
-#: the producer named in our custom facets
-PRODUCER = "airflow-provider-predone"
+
+@cache
+def facet_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of custom facet ``name``, as shipped in the package."""
+    text = resources.files("airflow_provider_predone").joinpath(SCHEMA_FOLDER, f"{name}.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def schema_url(name: str) -> str:
+    """
+    The ``_schemaURL`` of custom facet ``name``: its schema's ``$id`` (which names the package
+    version) and the JSON Pointer to the facet's definition, as OpenLineage's own facets do.
+    """
+    return f"{facet_schema(name)['$id']}#/$defs/{name}"
 
 
 @cache
@@ -59,7 +84,7 @@ def _facet_classes() -> tuple[type, type]:
 
         @staticmethod
         def _get_schema() -> str:
-            return f"{SCHEMA_URL}#predone-model"
+            return schema_url(MODEL_FACET)
 
     @attrs.define
     class PredictionOneJobRunFacet(RunFacet):  # type: ignore[misc]
@@ -69,52 +94,16 @@ def _facet_classes() -> tuple[type, type]:
 
         @staticmethod
         def _get_schema() -> str:
-            return f"{SCHEMA_URL}#predone-job"
+            return schema_url(JOB_FACET)
 
     return PredictionOneModelDatasetFacet, PredictionOneJobRunFacet
 
 
-#: where :func:`keep_results` keeps a task's result and service name on the operator
-RESULT_ATTRIBUTE = "_predone_lineage_result"
-
-
-def keep_results(cls: type) -> None:
-    """
-    Make ``execute`` and ``execute_complete`` of ``cls`` keep their result (and the service name)
-    on the operator, for :func:`facets_on_complete`.
-
-    Why: the OpenLineage provider builds the facets in a forked process whose connection to
-    the task supervisor is unusable, so they cannot come from XCom or a connection lookup.
-    """
-    for name in ("execute", "execute_complete"):
-        method = cls.__dict__.get(name)
-        if method is None or getattr(method, "_keeps_result", False):
-            continue
-
-        def keeping(self: Any, *args: Any, __method: Any = method, **kwargs: Any) -> Any:
-            result = __method(self, *args, **kwargs)
-            try:
-                service = self.hook.connection_info.service
-            except Exception:  # lineage must never fail a task
-                service = None
-            setattr(self, RESULT_ATTRIBUTE, (result, service))
-            return result
-
-        keeping._keeps_result = True  # type: ignore[attr-defined]
-        keeping.__name__, keeping.__qualname__, keeping.__doc__ = method.__name__, method.__qualname__, method.__doc__
-        keeping.__wrapped__ = method  # type: ignore[attr-defined]
-        setattr(cls, name, keeping)
-
-
-def facets_on_complete(operator: PredictionOneBaseOperator) -> OperatorLineage[Any, Any]:
-    """The lineage of a finished Prediction One task, from its arguments and its result."""
+def no_lineage() -> OperatorLineage[Any, Any]:
+    """The lineage of a task that read or wrote no dataset OpenLineage names (or has not finished)."""
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    result, service = getattr(operator, RESULT_ATTRIBUTE, (None, None))
-    builder = next((_BUILDERS[c.__name__] for c in type(operator).__mro__ if c.__name__ in _BUILDERS), None)
-    if builder is None or not isinstance(result, dict) or service is None:
-        return OperatorLineage()
-    return builder(operator, result, service)
+    return OperatorLineage()
 
 
 # --- datasets -------------------------------------------------------------------------------------
@@ -217,110 +206,174 @@ def _run_facets(**details: Any) -> dict[str, Any]:
 # --- per operator -------------------------------------------------------------------------------------
 
 
-def _inputs(operator: Any) -> list[Any]:
-    encoding = getattr(operator, "encoding", "utf-8")
-    data = [operator.train_data, getattr(operator, "eval_data", None)]
+def _input_files(data: Iterable[Any], encoding: str) -> list[Any]:
     return [input_file(location, encoding) for location in data if location is not None]
 
 
-def _train(operator: Any, result: dict[str, Any], service: str) -> OperatorLineage[Any, Any]:
+def train_lineage(
+    service: str,
+    *,
+    data: Iterable[Any],
+    encoding: str = "utf-8",
+    model_id: int | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    external_process_id: str | None = None,
+) -> OperatorLineage[Any, Any]:
+    """
+    A training: its CSVs → the model it made, with its metrics.
+
+    :param service: the connection's Prediction One service (the datasets' namespace).
+    :param data: the training data and the evaluation data (``None`` where there is none).
+    :param encoding: the CSVs' text encoding.
+    :param model_id: the model made, where known (not before the training ended).
+    :param metrics: the model's metrics from its result archive.
+    :param external_process_id: the training's id.
+    """
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    model_id = result.get("model_id")
     outputs = []
     if model_id is not None:
         outputs.append(
-            model_dataset(
-                service,
-                model_id,
-                "output",
-                metrics=result.get("metrics"),
-                external_process_id=result.get("external_process_id"),
-            )
+            model_dataset(service, model_id, "output", metrics=metrics, external_process_id=external_process_id)
         )
     return OperatorLineage(
-        inputs=_inputs(operator),
+        inputs=_input_files(data, encoding),
         outputs=outputs,
-        run_facets=_run_facets(external_process_id=result.get("external_process_id"), model_id=model_id),
+        run_facets=_run_facets(external_process_id=external_process_id, model_id=model_id),
     )
 
 
-def _retrain(operator: Any, result: dict[str, Any], service: str) -> OperatorLineage[Any, Any]:
+def retrain_lineage(
+    service: str,
+    *,
+    data: Iterable[Any],
+    encoding: str = "utf-8",
+    model_id: int,
+    retrain_job_id: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    previous_metrics: Mapping[str, Any] | None = None,
+) -> OperatorLineage[Any, Any]:
+    """
+    A retraining: its CSVs → the model, with its new and previous metrics and the job's id.
+
+    :param service: the connection's Prediction One service.
+    :param data: the training data and the evaluation data (``None`` where there is none).
+    :param encoding: the CSVs' text encoding.
+    :param model_id: the model retrained.
+    :param retrain_job_id: the retrain job.
+    :param metrics: the retrained model's metrics.
+    :param previous_metrics: the metrics of the model served before.
+    """
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    model = model_dataset(
-        service,
-        result["model_id"],
-        "output",
-        metrics=result.get("metrics"),
-        previous_metrics=result.get("previous_metrics"),
-        retrain_job_id=result.get("retrain_job_id"),
-    )
-    return OperatorLineage(
-        inputs=_inputs(operator),
-        outputs=[model],
-        run_facets=_run_facets(retrain_job_id=result.get("retrain_job_id"), model_id=result["model_id"]),
-    )
-
-
-def _create_prediction_api(operator: Any, result: dict[str, Any], service: str) -> OperatorLineage[Any, Any]:
-    from airflow.providers.openlineage.extractors import OperatorLineage
-
-    return OperatorLineage(
-        inputs=[model_dataset(service, result["model_id"])] if result.get("model_id") is not None else [],
-        outputs=[prediction_api_dataset(service, result["classifier_id"], "output")],
-        run_facets=_run_facets(classifier_id=result["classifier_id"], version=result.get("version")),
-    )
-
-
-def _batch_predict(operator: Any, result: dict[str, Any], service: str) -> OperatorLineage[Any, Any]:
-    from airflow.providers.openlineage.extractors import OperatorLineage
-
-    classifier_id = str(operator.classifier_id)
-    outputs = [output_file(result["output_data"], result.get("rows_scored"))]
-    if result.get("reasons_data"):
-        outputs.append(output_file(result["reasons_data"], None))
-    return OperatorLineage(
-        inputs=[prediction_api_dataset(service, classifier_id), input_file(operator.input_data, operator.encoding)],
-        outputs=outputs,
-        run_facets=_run_facets(
-            classifier_id=classifier_id, model_version=result.get("model_version"), rows_in=result.get("rows_in")
-        ),
-    )
-
-
-def _switch(operator: Any, result: dict[str, Any], service: str) -> OperatorLineage[Any, Any]:
-    from airflow.providers.openlineage.extractors import OperatorLineage
-
-    model_id = result["model_id"]
     model = model_dataset(
         service,
         model_id,
-        metrics=result.get("metrics"),
-        previous_metrics=result.get("previous_metrics"),
-        retrain_job_id=result.get("retrain_job_id"),
+        "output",
+        metrics=metrics,
+        previous_metrics=previous_metrics,
+        retrain_job_id=retrain_job_id,
+    )
+    return OperatorLineage(
+        inputs=_input_files(data, encoding),
+        outputs=[model],
+        run_facets=_run_facets(retrain_job_id=retrain_job_id, model_id=model_id),
+    )
+
+
+def prediction_api_lineage(
+    service: str, *, classifier_id: str, model_id: int | None = None, version: int | None = None
+) -> OperatorLineage[Any, Any]:
+    """
+    A prediction API made: the model → the API.
+
+    :param service: the connection's Prediction One service.
+    :param classifier_id: the prediction API.
+    :param model_id: the model it serves, where known.
+    :param version: the model version it serves, where known.
+    """
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    return OperatorLineage(
+        inputs=[model_dataset(service, model_id)] if model_id is not None else [],
+        outputs=[prediction_api_dataset(service, classifier_id, "output")],
+        run_facets=_run_facets(classifier_id=classifier_id, version=version),
+    )
+
+
+def batch_predict_lineage(
+    service: str,
+    *,
+    classifier_id: str,
+    input_data: Any,
+    output_data: Any,
+    encoding: str = "utf-8",
+    reasons_data: Any = None,
+    rows_in: int | None = None,
+    rows_scored: int | None = None,
+    model_version: int | None = None,
+) -> OperatorLineage[Any, Any]:
+    """
+    A batch scoring: the prediction API and the input CSV → the scored CSV (and the reasons).
+
+    :param service: the connection's Prediction One service.
+    :param classifier_id: the prediction API that scored.
+    :param input_data: the CSV scored.
+    :param output_data: where the predictions were written.
+    :param encoding: the input's text encoding.
+    :param reasons_data: where the reasons were written, if asked for.
+    :param rows_in: the rows read.
+    :param rows_scored: the rows written to ``output_data``.
+    :param model_version: the model version that scored.
+    """
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    outputs = [output_file(output_data, rows_scored)]
+    if reasons_data:
+        outputs.append(output_file(reasons_data, None))
+    return OperatorLineage(
+        inputs=[prediction_api_dataset(service, classifier_id), input_file(input_data, encoding)],
+        outputs=outputs,
+        run_facets=_run_facets(classifier_id=classifier_id, model_version=model_version, rows_in=rows_in),
+    )
+
+
+def switch_lineage(
+    service: str,
+    *,
+    model_id: int,
+    retrain_job_id: str | None = None,
+    switched: bool | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    previous_metrics: Mapping[str, Any] | None = None,
+    quality_gate: Mapping[str, Any] | None = None,
+    approval: Mapping[str, Any] | None = None,
+) -> OperatorLineage[Any, Any]:
+    """
+    A switch: the retrained model → what the model's prediction APIs serve (when switched),
+    with the gate's verdict and the reviewer's decision.
+
+    :param service: the connection's Prediction One service.
+    :param model_id: the model.
+    :param retrain_job_id: the retrain job switched to.
+    :param switched: whether it was switched.
+    :param metrics: the retrained model's metrics.
+    :param previous_metrics: the served model's metrics.
+    :param quality_gate: the gate's verdict (:meth:`~.metrics.GateVerdict.record`).
+    :param approval: the reviewer's decision.
+    """
+    from airflow.providers.common.compat.openlineage.facet import OutputDataset
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    model = model_dataset(
+        service, model_id, metrics=metrics, previous_metrics=previous_metrics, retrain_job_id=retrain_job_id
     )
     namespace, name = _uri_parts(assets.serving_uri(service, model_id))
-    from airflow.providers.common.compat.openlineage.facet import OutputDataset
-
-    outputs = [OutputDataset(namespace=namespace, name=name)] if result.get("switched") else []
+    outputs = [OutputDataset(namespace=namespace, name=name)] if switched else []
     return OperatorLineage(
         inputs=[model],
         outputs=outputs,
         run_facets=_run_facets(
-            retrain_job_id=result.get("retrain_job_id"),
-            switched=result.get("switched"),
-            quality_gate=result.get("quality_gate"),
-            approval=result.get("approval"),
+            retrain_job_id=retrain_job_id, switched=switched, quality_gate=quality_gate, approval=approval
         ),
     )
-
-
-_BUILDERS = {
-    "PredictionOneTrainOperator": _train,
-    "PredictionOneRetrainOperator": _retrain,
-    "PredictionOneCreatePredictionApiOperator": _create_prediction_api,
-    "PredictionOneBatchPredictOperator": _batch_predict,
-    "PredictionOneSwitchModelOperator": _switch,
-    "PredictionOneApproveSwitchOperator": _switch,
-}

@@ -66,6 +66,8 @@ def test_the_wheel_holds_the_package_and_its_metadata_only(dist: dict[str, Path]
         entry_points = wheel.read(info + "entry_points.txt").decode()
         licence = wheel.read(info + "licenses/LICENSE").decode()
     assert "airflow_provider_predone/py.typed" in names
+    for facet in ("PredictionOneModelDatasetFacet", "PredictionOneJobRunFacet"):  # the facets' schemas (lineage.py)
+        assert f"airflow_provider_predone/openlineage_schemas/{facet}.json" in names
     for module in ("get_provider_info.py", "hooks/predone.py", "triggers/base.py", "emulator/__main__.py"):
         assert f"airflow_provider_predone/{module}" in names
     strays = [name for name in names if not name.startswith(("airflow_provider_predone/", info))]

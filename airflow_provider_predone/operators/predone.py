@@ -56,6 +56,7 @@ from airflow_provider_predone.protocol.fields import sendable_name
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_predone.hooks.predone import PredictionOneHook
 
@@ -93,13 +94,27 @@ class PredictionOneBaseOperator(ProviderOperator):
 
         return PredictionOneHook(predone_conn_id=self.predone_conn_id)
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        lineage.keep_results(cls)  # what get_openlineage_facets_on_complete reports
+    #: What the task's run returned and the connection's service, kept by :meth:`finished` for
+    #: ``get_openlineage_facets_on_complete``: the OpenLineage provider calls it in a forked process
+    #: that can reach neither XCom nor the connection.
+    run_result: dict[str, Any] | None = None
+    run_service: str | None = None
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Called by the OpenLineage provider, when installed: see :mod:`..lineage`."""
-        return lineage.facets_on_complete(self)
+    def finished(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Keep the task's ``result`` and the connection's service (for lineage), and return ``result``."""
+        self.run_result = result
+        try:
+            self.run_service = self.hook.connection_info.service
+        except Exception:  # lineage must never fail a task: without a service, none is reported
+            self.run_service = None
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """
+        Called by the OpenLineage provider, when installed: an operator that reads or writes
+        datasets says which in its own override (see :mod:`..lineage`); this one reports none.
+        """
+        return lineage.no_lineage()
 
     @contextmanager
     def open_result(
@@ -286,7 +301,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
             else:
                 external_process_id, requested_at = self._start(state, config, train, evaluation, column_info)
         if not self.wait_for_completion:
-            return task_result({"external_process_id": external_process_id, "status": "started"})
+            return self.finished(task_result({"external_process_id": external_process_id, "status": "started"}))
         from airflow_provider_predone.triggers.predone import PredictionOneTrainTrigger
 
         trigger = PredictionOneTrainTrigger(external_process_id=external_process_id, **self.trigger_kwargs())
@@ -396,14 +411,29 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
             model_id,
             result and result.metrics,
         )
-        return task_result(
-            {
-                "model_id": model_id,
-                "external_process_id": external_process_id,
-                "status": status.status,
-                "result_path": str(result.path) if result and self.result_dir else None,
-                "metrics": result.metrics if result else None,
-            }
+        return self.finished(
+            task_result(
+                {
+                    "model_id": model_id,
+                    "external_process_id": external_process_id,
+                    "status": status.status,
+                    "result_path": str(result.path) if result and self.result_dir else None,
+                    "metrics": result.metrics if result else None,
+                }
+            )
+        )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """The training and evaluation CSVs → the model made, with its metrics."""
+        if self.run_result is None or self.run_service is None:
+            return lineage.no_lineage()
+        return lineage.train_lineage(
+            self.run_service,
+            data=(self.train_data, self.eval_data),
+            encoding=self.encoding,
+            model_id=self.run_result.get("model_id"),
+            metrics=self.run_result.get("metrics"),
+            external_process_id=self.run_result.get("external_process_id"),
         )
 
 
@@ -537,7 +567,9 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
                 )
             retrain_job_id = self._start(state, model_id, train, evaluation, filename)
         if not self.wait_for_completion:
-            return task_result({"retrain_job_id": retrain_job_id, "model_id": model_id, "status": "started"})
+            return self.finished(
+                task_result({"retrain_job_id": retrain_job_id, "model_id": model_id, "status": "started"})
+            )
         from airflow_provider_predone.triggers.predone import PredictionOneRetrainTrigger
 
         trigger = PredictionOneRetrainTrigger(retrain_job_id=retrain_job_id, model_id=model_id, **self.trigger_kwargs())
@@ -592,15 +624,31 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
             **archive_versions(result.summary if result else None, model_id),
         }
         assets.emit(context, self.asset_alias, assets.model_uri(self.hook.connection_info.service, model_id), extra)
-        return task_result(
-            {
-                "retrain_job_id": retrain_job_id,
-                "model_id": model_id,
-                "status": status.status,
-                "result_path": str(result.path) if result and self.result_dir else None,
-                "metrics": result.metrics if result else None,
-                "previous_metrics": result.previous_metrics if result else None,
-            }
+        return self.finished(
+            task_result(
+                {
+                    "retrain_job_id": retrain_job_id,
+                    "model_id": model_id,
+                    "status": status.status,
+                    "result_path": str(result.path) if result and self.result_dir else None,
+                    "metrics": result.metrics if result else None,
+                    "previous_metrics": result.previous_metrics if result else None,
+                }
+            )
+        )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """The new CSVs → the model retrained, with its new and previous metrics and the job's id."""
+        if self.run_result is None or self.run_service is None:
+            return lineage.no_lineage()
+        return lineage.retrain_lineage(
+            self.run_service,
+            data=(self.train_data, self.eval_data),
+            encoding=self.encoding,
+            model_id=self.run_result["model_id"],
+            retrain_job_id=self.run_result.get("retrain_job_id"),
+            metrics=self.run_result.get("metrics"),
+            previous_metrics=self.run_result.get("previous_metrics"),
         )
 
 
@@ -818,7 +866,23 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         record["switched"] = True
         extra = {"event": "switched", **record}
         assets.emit(context, self.asset_alias, assets.serving_uri(self.hook.connection_info.service, model_id), extra)
-        return task_result(record)
+        return self.finished(task_result(record))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """The retrained model → what its prediction APIs serve, with the gate's verdict (and the approval)."""
+        if self.run_result is None or self.run_service is None:
+            return lineage.no_lineage()
+        result = self.run_result
+        return lineage.switch_lineage(
+            self.run_service,
+            model_id=result["model_id"],
+            retrain_job_id=result.get("retrain_job_id"),
+            switched=result.get("switched"),
+            metrics=result.get("metrics"),
+            previous_metrics=result.get("previous_metrics"),
+            quality_gate=result.get("quality_gate"),
+            approval=result.get("approval"),
+        )
 
     def not_switched(self, context: Context, record: dict[str, Any], refusal: Exception) -> NoReturn:
         """
@@ -916,7 +980,7 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
             state.set({"classifier_id": classifier_id})
             self.log.info("Prediction API %s for model %s is being built", classifier_id, model_id)
         if not self.wait_for_completion:
-            return self._describe(classifier_id)
+            return self.finished(self._describe(classifier_id))
         from airflow_provider_predone.triggers.predone import PredictionOnePredictionApiTrigger
 
         trigger = PredictionOnePredictionApiTrigger(classifier_id=classifier_id, **self.trigger_kwargs())
@@ -946,7 +1010,18 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
 
         event = validate_event(event, "classifier_id")
         TaskState(context, "prediction_api").clear()
-        return self._describe(event["classifier_id"])
+        return self.finished(self._describe(event["classifier_id"]))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """The model → the prediction API made."""
+        if self.run_result is None or self.run_service is None:
+            return lineage.no_lineage()
+        return lineage.prediction_api_lineage(
+            self.run_service,
+            classifier_id=self.run_result["classifier_id"],
+            model_id=self.run_result.get("model_id"),
+            version=self.run_result.get("version"),
+        )
 
 
 class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
@@ -1062,14 +1137,33 @@ class PredictionOneBatchPredictOperator(PredictionOneBaseOperator):
             hedge=self.hedge,
         )
         counts = scorer.run(source, output, reasons)
-        return task_result(
-            {
-                "rows_in": counts.rows_in,
-                "rows_scored": counts.rows_scored,
-                "output_data": str(output),
-                "reasons_data": str(reasons) if reasons else None,
-                "model_version": counts.model_version,
-            }
+        return self.finished(
+            task_result(
+                {
+                    "rows_in": counts.rows_in,
+                    "rows_scored": counts.rows_scored,
+                    "output_data": str(output),
+                    "reasons_data": str(reasons) if reasons else None,
+                    "model_version": counts.model_version,
+                }
+            )
+        )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """The prediction API and the input CSV → the scored CSV (and the reasons)."""
+        if self.run_result is None or self.run_service is None:
+            return lineage.no_lineage()
+        result = self.run_result
+        return lineage.batch_predict_lineage(
+            self.run_service,
+            classifier_id=str(self.classifier_id),
+            input_data=self.input_data,
+            encoding=self.encoding,
+            output_data=result["output_data"],
+            reasons_data=result.get("reasons_data"),
+            rows_in=result.get("rows_in"),
+            rows_scored=result.get("rows_scored"),
+            model_version=result.get("model_version"),
         )
 
 

@@ -20,12 +20,74 @@ from typing import Any
 import pytest
 from helpers import DATA, REPO, airflow_home_environment, needs_newer_airflow, predone_connection, wait_for
 
-from airflow_provider_predone import files
+from airflow_provider_predone import __version__, files, lineage
 from airflow_provider_predone.emulator import EmulatorProcess
 from airflow_provider_predone.hooks.predone import PredictionOneHook
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 SERVICE = "predone://prediction_one"
+#: the custom facets: their key in an event, their schema (file and definition) name, and where they sit
+CUSTOM_FACETS = {"predone_model": lineage.MODEL_FACET, "predone_job": lineage.JOB_FACET}
+SCHEMAS = REPO / "airflow_provider_predone" / "openlineage_schemas"
+#: OpenLineage 2-0-2's BaseFacet, DatasetFacet and RunFacet, the definitions the custom facets'
+#: schemas build on (restated from spec/OpenLineage.json: the client does not install the spec
+#: document, and the tests run offline)
+OPENLINEAGE_SPEC = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://openlineage.io/spec/2-0-2/OpenLineage.json",
+    "$defs": {
+        "BaseFacet": {
+            "type": "object",
+            "properties": {
+                "_producer": {"type": "string", "format": "uri"},
+                "_schemaURL": {"type": "string", "format": "uri"},
+            },
+            "additionalProperties": True,
+            "required": ["_producer", "_schemaURL"],
+        },
+        "DatasetFacet": {
+            "type": "object",
+            "allOf": [
+                {"$ref": "#/$defs/BaseFacet"},
+                {"type": "object", "properties": {"_deleted": {"type": "boolean"}}},
+            ],
+        },
+        "RunFacet": {"type": "object", "allOf": [{"$ref": "#/$defs/BaseFacet"}]},
+    },
+}
+
+
+def _facet_schema(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((SCHEMAS / f"{name}.json").read_text())
+    return schema
+
+
+def _facet_errors(key: str, facet: dict[str, Any]) -> list[str]:
+    """What is wrong with custom facet ``facet`` (under ``key`` in an event), by its JSON Schema file."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    name = CUSTOM_FACETS[key]
+    schema = _facet_schema(name)
+    registry = Registry().with_resources(
+        [
+            (OPENLINEAGE_SPEC["$id"], Resource.from_contents(OPENLINEAGE_SPEC)),
+            (schema["$id"], Resource.from_contents(schema)),
+        ]
+    )
+    validator = Draft202012Validator(schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    errors = [f"{key}: {error.message}" for error in validator.iter_errors({key: facet})]
+    if facet.get("_schemaURL") != f"{schema['$id']}#/$defs/{name}":  # the schema file's $id, at the facet
+        errors.append(f"{key}: _schemaURL {facet.get('_schemaURL')!r} is not {schema['$id']}#/$defs/{name}")
+    return errors
+
+
+def _custom_facets(event: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every custom facet of an event (or of an OperatorLineage as a dict): its datasets' and its run's."""
+    datasets = [*event.get("inputs", []), *event.get("outputs", [])]
+    facets = [*(d.get("facets") or {} for d in datasets), (event.get("run") or {}).get("facets") or {}]
+    facets.append(event.get("run_facets") or {})
+    return [(key, facet[key]) for facet in facets for key in CUSTOM_FACETS if key in facet]
 
 
 def _environment(home: Path, emulator: EmulatorProcess, events: Path) -> dict[str, str]:
@@ -135,6 +197,12 @@ def test_lifecycle_lineage_from_data_to_scored_file(emulator: EmulatorProcess, t
     details = switch["run"]["facets"]["predone_job"]["details"]
     assert details["switched"] is True
     assert details["quality_gate"]["verdict"] == "accepted"
+
+    # every custom facet of every event holds to its JSON Schema and names it in _schemaURL
+    checked = [(task, key, facet) for task, event in complete.items() for key, facet in _custom_facets(event)]
+    assert {key for _, key, _ in checked} == set(CUSTOM_FACETS)
+    assert {"train", "deploy", "score_after", "retrain", "switch"} <= {task for task, _, _ in checked}
+    assert [error for task, key, facet in checked for error in _facet_errors(key, facet)] == []
 
 
 @pytest.mark.timeout(600)
@@ -302,3 +370,158 @@ def test_object_storage_and_local_files_as_openlineage_datasets(tmp_path: Path) 
     local = input_file(DATA / "train.csv")
     assert (local.namespace, local.name) == ("file", str(DATA / "train.csv"))
     assert local.inputFacets["inputStatistics"].rowCount == len((DATA / "train.csv").read_text().splitlines()) - 1
+
+
+# --- the custom facets' JSON Schemas ---------------------------------------------------------------
+
+
+def test_facet_schemas_are_json_schemas_named_for_this_version() -> None:
+    from jsonschema import Draft202012Validator
+
+    assert sorted(path.stem for path in SCHEMAS.glob("*.json")) == sorted(CUSTOM_FACETS.values())
+    for key, name in CUSTOM_FACETS.items():
+        schema = _facet_schema(name)
+        Draft202012Validator.check_schema(schema)
+        # as OpenLineage's own facet schemas: the facet in $defs, on OpenLineage's base facet, under its key
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert schema["properties"] == {key: {"$ref": f"#/$defs/{name}"}}
+        base = "DatasetFacet" if name.endswith("DatasetFacet") else "RunFacet"
+        assert schema["$defs"][name]["allOf"][0] == {"$ref": f"{OPENLINEAGE_SPEC['$id']}#/$defs/{base}"}
+        # a versioned, location-independent identifier: the package URL of this release (docs/lineage.md)
+        assert schema["$id"] == f"pkg:pypi/airflow-provider-predone@{__version__}?schema={name}"
+        assert lineage.schema_url(name) == f"{schema['$id']}#/$defs/{name}"
+        assert lineage.facet_schema(name) == schema  # what the package reads is the file in the repository
+
+
+def test_facet_schemas_refuse_what_they_do_not_describe() -> None:
+    url = lineage.schema_url(lineage.MODEL_FACET)
+    model = {"_producer": "https://example.org/producer", "_schemaURL": url, "model_id": 3, "metrics": {"auc": 0.8}}
+    assert _facet_errors("predone_model", model) == []
+    assert _facet_errors("predone_model", {**model, "model_id": "3"})
+    assert _facet_errors("predone_model", {**model, "metrics": {"auc": "high"}})
+    assert _facet_errors("predone_model", {k: v for k, v in model.items() if k != "_producer"})
+    assert _facet_errors("predone_model", {**model, "_schemaURL": "https://example.org/lineage.html#predone-model"})
+    job = {"_producer": "https://example.org/producer", "_schemaURL": lineage.schema_url(lineage.JOB_FACET)}
+    assert _facet_errors("predone_job", {**job, "details": {"retrain_job_id": "r1", "switched": True}}) == []
+    assert _facet_errors("predone_job", {**job, "details": {"undocumented": 1}})
+    assert _facet_errors("predone_job", {**job, "details": {"quality_gate": {"verdict": "maybe", "reason": ""}}})
+
+
+# --- each operator says its own lineage --------------------------------------------------------------
+
+
+class _TaskInstance:
+    """What the operators read of a task instance when run in this process (ids, XCom)."""
+
+    def __init__(self, task_id: str) -> None:
+        self.dag_id, self.run_id, self.task_id, self.map_index = "lineage", f"run-{task_id}", task_id, -1
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+class _TaskStateStore(dict[str, Any]):
+    """Airflow 3.3's ``task_state_store``, for the retry records."""
+
+    def set(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def delete(self, name: str) -> None:
+        self.pop(name, None)
+
+
+def _run(operator: Any) -> Any:
+    """Run ``operator`` to its end in this process, against the emulator (waiting on the worker)."""
+    ti = _TaskInstance(operator.task_id)
+    return operator.execute({"ti": ti, "task_instance": ti, "task_state_store": _TaskStateStore()})
+
+
+def _as_event(operator_lineage: Any) -> dict[str, Any]:
+    """An OperatorLineage as the OpenLineage provider writes it into an event (its serde)."""
+    from openlineage.client.serde import Serde
+
+    return {
+        "inputs": [Serde.to_dict(d) for d in operator_lineage.inputs],
+        "outputs": [Serde.to_dict(d) for d in operator_lineage.outputs],
+        "run_facets": {k: Serde.to_dict(v) for k, v in operator_lineage.run_facets.items()},
+    }
+
+
+@pytest.mark.timeout(300)
+def test_each_operator_reports_its_lineage_whatever_its_class_is_called(
+    connections: EmulatorProcess, tmp_path: Path
+) -> None:
+    from airflow_provider_predone.operators.predone import (
+        PredictionOneBatchPredictOperator,
+        PredictionOneCreatePredictionApiOperator,
+        PredictionOneListModelsOperator,
+        PredictionOneRetrainOperator,
+        PredictionOneSwitchModelOperator,
+        PredictionOneTrainOperator,
+        metric_gate,
+    )
+
+    fast = {"poll_interval": 0.1, "timeout": 60, "deferrable": False}
+    config = {"tc": "purchased_premium", "tt": "binary_classification", "tv": "yes"}
+    operators = {
+        "train": PredictionOneTrainOperator(
+            task_id="train", train_data=str(DATA / "train.csv"), model_name="m", config=config, **fast
+        )
+    }
+    model_id = _run(operators["train"])["model_id"]
+    operators["deploy"] = PredictionOneCreatePredictionApiOperator(task_id="deploy", model_id=model_id, **fast)
+    classifier_id = _run(operators["deploy"])["classifier_id"]
+    output = tmp_path / "scored.csv"
+    operators["score"] = PredictionOneBatchPredictOperator(
+        task_id="score", classifier_id=classifier_id, input_data=str(DATA / "score.csv"), output_data=str(output)
+    )
+    _run(operators["score"])
+    operators["retrain"] = PredictionOneRetrainOperator(
+        task_id="retrain", model_id=model_id, train_data=str(DATA / "new_month.csv"), **fast
+    )
+    retrain_job_id = _run(operators["retrain"])["retrain_job_id"]
+    operators["switch"] = PredictionOneSwitchModelOperator(
+        task_id="switch", retrain_job_id=retrain_job_id, model_id=model_id, quality_gate=metric_gate("auc")
+    )
+    _run(operators["switch"])
+    # A class renamed (or one the lineage code never heard of) keeps its lineage: it is the class's own.
+    renamed = (PredictionOneTrainOperator, PredictionOneRetrainOperator, PredictionOneSwitchModelOperator)
+    try:
+        for cls in renamed:
+            cls.__name__ = f"Renamed{cls.__name__}"
+        events = {task: _as_event(op.get_openlineage_facets_on_complete(None)) for task, op in operators.items()}
+    finally:
+        for cls in renamed:
+            cls.__name__ = cls.__name__.removeprefix("Renamed")
+
+    model = f"{SERVICE}/models/{model_id}"
+    assert [f"{d['namespace']}/{d['name']}" for d in events["train"]["outputs"]] == [model]
+    assert events["train"]["outputs"][0]["facets"]["predone_model"]["metrics"]["auc"] > 0.5
+    assert events["train"]["inputs"][0]["inputFacets"]["inputStatistics"]["rowCount"] > 0
+    assert [d["name"] for d in events["deploy"]["outputs"]] == [f"prediction_apis/{classifier_id}"]
+    scored = events["score"]["outputs"][0]
+    assert (scored["namespace"], scored["name"]) == ("file", str(output))
+    assert scored["outputFacets"]["outputStatistics"]["rowCount"] == 500
+    assert events["retrain"]["run_facets"]["predone_job"]["details"]["retrain_job_id"] == retrain_job_id
+    assert [f"{d['namespace']}/{d['name']}" for d in events["switch"]["outputs"]] == [f"{model}/serving"]
+    assert events["switch"]["run_facets"]["predone_job"]["details"]["quality_gate"]["verdict"] == "accepted"
+    checked = [(key, facet) for event in events.values() for key, facet in _custom_facets(event)]
+    assert len(checked) >= 8
+    assert [error for key, facet in checked for error in _facet_errors(key, facet)] == []
+
+    # an operator that reads or writes no dataset says so (an empty lineage, as before), and one
+    # that has not finished reports nothing
+    listing = PredictionOneListModelsOperator(task_id="list")
+    _run(listing)
+    assert _as_event(listing.get_openlineage_facets_on_complete(None)) == {
+        "inputs": [],
+        "outputs": [],
+        "run_facets": {},
+    }
+    unfinished = PredictionOneTrainOperator(task_id="t", train_data="x.csv", model_name="m", config=config)
+    assert _as_event(unfinished.get_openlineage_facets_on_complete(None)) == {
+        "inputs": [],
+        "outputs": [],
+        "run_facets": {},
+    }
