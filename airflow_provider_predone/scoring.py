@@ -8,7 +8,7 @@ items' order. It keeps its pace when the service stumbles (docs/guides/predictio
 
 * a slow or retried item holds one request slot while its request is out, none while it waits
   to be retried; the answers that overtake it wait for their turn, in memory up to ``WINDOW``
-  per slot, then in a temporary file, so memory stays flat;
+  per slot, then in a temporary file, so the memory held does not follow the file's size;
 * retries wait the connection's doubling backoff only while the service fails most requests;
   while it answers most, an item waits at most the first step (or the server's Retry-After);
 * an attempt gets ``timeout`` seconds, then counts as a transient failure and is retried;
