@@ -232,6 +232,25 @@ def test_a_user_who_cannot_read_a_dag_sees_nothing_of_it(client: Any, runs: Runs
 
 
 @needs_page
+def test_a_user_who_cannot_read_an_asset_sees_no_event_of_it(
+    client: Any, runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import restricted_auth
+    from airflow.models.asset import AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        ids = session.scalars(select(AssetModel.id).where(AssetModel.uri.like(f"{runs.uri}%"))).all()
+    assert len(ids) == 2  # the model and its serving
+    monkeypatch.setattr(restricted_auth, "HIDDEN_DAGS", set())
+    monkeypatch.setattr(restricted_auth, "HIDDEN_ASSETS", {str(i) for i in ids})
+    answer = client.get("/predone-models/", headers=_token("outsider", "viewer"))
+    assert answer.status_code == 200
+    assert runs.uri not in answer.text  # the model is not listed: all its events are of those assets
+
+
+@needs_page
 def test_extra_link_of_each_task_leads_to_its_models_page(client: Any, runs: Runs) -> None:
     admin = _token("admin", "admin")
     tasks = [(runs.lifecycle, t) for t in ("train", "retrain", "switch", "score_before", "score_after")]
