@@ -292,15 +292,8 @@ def expected_errors(source: str) -> dict[int, str]:
     return {number: match.group(1) for number, match in enumerate(marked, start=1) if match}
 
 
-@pytest.fixture(scope="module")
-def mypy_errors(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[int, str]]:
-    """``{file: {line: message}}`` of one ``mypy --strict`` run over the three DAG files."""
-    folder = tmp_path_factory.mktemp("user_dags")
-    for name, source in DAGS.items():
-        (folder / name).write_text(source, encoding="utf-8")
-    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
-    # One cache per virtualenv: each has its own Airflow.
-    cache_dir = cache.mkdir(f"mypy-user-typing-{Path(sys.prefix).name}") if cache else folder / ".mypy_cache"
+def run_mypy(folder: Path, cache_dir: Path) -> dict[str, dict[int, str]]:
+    """``{file: {line: message}}`` of one ``mypy --strict`` run over the DAG files in ``folder``."""
     result = subprocess.run(
         [
             sys.executable,
@@ -331,21 +324,26 @@ def mypy_errors(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     return errors
 
 
-def test_a_user_dag_with_xcomargs_and_templates_for_ids_passes_mypy_strict(
-    mypy_errors: dict[str, dict[int, str]],
+# One test, so that one pytest-xdist worker runs mypy, once.
+def test_mypy_strict_passes_a_user_dag_and_names_each_wrong_waiting_parameter_or_on_refusal(
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    assert mypy_errors["good_dag.py"] == {}
+    for name, source in DAGS.items():
+        (tmp_path / name).write_text(source, encoding="utf-8")
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    # One cache per virtualenv: each has its own Airflow.
+    cache_dir = cache.mkdir(f"mypy-user-typing-{Path(sys.prefix).name}") if cache else tmp_path / ".mypy_cache"
+    errors = run_mypy(tmp_path, cache_dir)
 
-
-@pytest.mark.parametrize("name", ["bad_deferrable.py", "bad_on_refusal.py"])
-def test_a_wrong_waiting_parameter_or_on_refusal_fails_mypy_naming_the_argument(
-    mypy_errors: dict[str, dict[int, str]], name: str
-) -> None:
-    expected = expected_errors(DAGS[name])
-    assert expected
-    assert set(mypy_errors[name]) == set(expected), mypy_errors[name]
-    for line, argument in expected.items():
-        assert f'Argument "{argument}"' in mypy_errors[name][line], (line, mypy_errors[name][line])
+    # All operators and sensors, XComArgs and templates for ids, typed waiting keywords: clean.
+    assert errors["good_dag.py"] == {}
+    # deferrable="yes" (and other wrong waiting keywords) and on_refusal="skipp": an error each.
+    for name in ("bad_deferrable.py", "bad_on_refusal.py"):
+        expected = expected_errors(DAGS[name])
+        assert expected
+        assert set(errors[name]) == set(expected), (name, errors[name])
+        for line, argument in expected.items():
+            assert f'Argument "{argument}"' in errors[name][line], (name, line, errors[name][line])
 
 
 def test_the_package_and_the_example_dags_follow_airflows_ruff_rules() -> None:
