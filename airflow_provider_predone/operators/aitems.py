@@ -12,6 +12,7 @@ from airflow_provider_predone._task_state import TaskState
 from airflow_provider_predone.operators.base import TIMEOUT, JobOperator, TemplatedId, task_result
 from airflow_provider_predone.protocol import aitems as api
 from airflow_provider_predone.protocol.common import path_id
+from airflow_provider_predone.waiting import validate_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, XComArg
@@ -131,8 +132,6 @@ class AitemsTrainOperator(JobOperator):
         return versions
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        from airflow_provider_predone.triggers.base import validate_event
-
         event = validate_event(event, "service_id", "versions")
         TaskState(context, "aitems_training").clear()
         for train_type, version in event["versions"].items():

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from airflow.providers.common.compat.sdk import BaseOperator, XComArg, conf
+from airflow.providers.common.compat.sdk import BaseOperator, XComArg
 
 from airflow_provider_predone import _event_loop
-from airflow_provider_predone.exceptions import InvalidInputError
+
+# the waiting policy moved to its own module; re-exported from its old home
+from airflow_provider_predone.waiting import MIN_FIRST_POLL_DELAY as MIN_FIRST_POLL_DELAY
+from airflow_provider_predone.waiting import POLL_INTERVAL as POLL_INTERVAL
+from airflow_provider_predone.waiting import TIMEOUT as TIMEOUT
+from airflow_provider_predone.waiting import default_deferrable as default_deferrable
+from airflow_provider_predone.waiting import first_poll_at as first_poll_at
+from airflow_provider_predone.waiting import positive_seconds as positive_seconds
+from airflow_provider_predone.waiting import status_list as status_list
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -21,83 +29,6 @@ if TYPE_CHECKING:
 #: What an id parameter takes (it is a template field): the id, a Jinja template string such as
 #: ``"{{ params.model_id }}"``, or an upstream task's XCom (``train.output["model_id"]``).
 TemplatedId: TypeAlias = int | str | XComArg
-
-
-def default_deferrable() -> bool:
-    """Airflow's ``[operators] default_deferrable``."""
-    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
-
-
-#: the waiting defaults of :class:`JobOperator` (seconds between status checks, seconds to wait)
-POLL_INTERVAL = 30.0
-TIMEOUT = 24 * 3600.0
-
-#: default of ``[predone] min_first_poll_delay``, seconds (see :func:`first_poll_at`)
-MIN_FIRST_POLL_DELAY = 10.0
-
-
-def first_poll_at(poll_interval: float, log: Any = None, field: str = "poll_interval") -> float:
-    """
-    When the trigger of a task deferring now checks first: one poll interval after the task's
-    own check, and not before ``[predone] min_first_poll_delay`` seconds (default 10).
-
-    :param poll_interval: the task's seconds between status checks.
-    :param log: the task's logger: when given, when the first check comes, and why, is logged
-        (once per deferral), since a short ``poll_interval`` alone does not say it.
-    :param field: the name of ``poll_interval`` on the task, for that line.
-
-    Why the floor: a deferring task's worker exits and the executor reports that exit as
-    ``success``. If the trigger fires and the scheduler queues the same try again before it has
-    processed that report, Airflow 3 takes the report for a task killed externally and fails
-    the task (apache/airflow#66374, #67287, #72716; docs/deferrable.md). Airflow 3.0's own
-    executor gave that report 10 s (``RunningRetryAttemptType``) before requeueing the task.
-    """
-    floor = float(conf.getfloat("predone", "min_first_poll_delay", fallback=MIN_FIRST_POLL_DELAY))
-    delay = max(poll_interval, floor)
-    at = time.time() + delay
-    if log is not None:
-        clock = datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S UTC")
-        if floor > poll_interval:
-            log.info(
-                "Deferring: the first status check comes in %g s (at %s), not %s=%g s: [predone] "
-                "min_first_poll_delay is %g s, so that the task cannot resume before the executor has "
-                "reported its deferral (see docs/deferrable.md); later checks come every %g s",
-                delay,
-                clock,
-                field,
-                poll_interval,
-                floor,
-                poll_interval,
-            )
-        else:
-            log.info(
-                "Deferring: the first status check comes in %g s (at %s), one %s after this check", delay, clock, field
-            )
-    return at
-
-
-def positive_seconds(field: str, value: Any) -> float:
-    """``value`` (seconds or a timedelta) as a positive float, or an error naming ``field``."""
-    try:
-        seconds = float(value.total_seconds() if isinstance(value, timedelta) else value)
-    except (TypeError, ValueError, AttributeError):
-        raise InvalidInputError(f"{field} must be a positive number of seconds, got {value!r}") from None
-    if not seconds > 0 or seconds == float("inf"):
-        raise InvalidInputError(f"{field} must be a positive number of seconds, got {value!r}")
-    return seconds
-
-
-def status_list(field: str, statuses: Iterable[str] | None) -> list[str] | None:
-    """A user's status set as a sorted list (it travels in trigger kwargs), or an error naming ``field``."""
-    if statuses is None:
-        return None
-    try:
-        items = None if isinstance(statuses, str | bytes) else list(statuses)
-    except TypeError:  # not iterable
-        items = None
-    if items is None or not all(isinstance(s, str) and s for s in items):
-        raise InvalidInputError(f"{field} must be a list of status strings, got {statuses!r}")
-    return sorted(set(items))
 
 
 def task_result(fields: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +156,6 @@ class JobOperator(ProviderOperator):
         """
         Finish the task with the trigger's ``event`` (a job that ended, or the deadline): the
         result on success, else the typed error the event stands for (see
-        :func:`~..triggers.base.validate_event`).
+        :func:`~..waiting.validate_event`).
         """
         raise NotImplementedError

@@ -41,6 +41,7 @@ from airflow_provider_predone.metrics import (
 from airflow_provider_predone.metrics import (
     metric_gate as metric_gate,  # re-exported: DAGs import it from here
 )
+from airflow_provider_predone.operators._xcom import model_id_value
 from airflow_provider_predone.operators.base import (
     POLL_INTERVAL,
     TIMEOUT,
@@ -53,6 +54,7 @@ from airflow_provider_predone.plugins.links import ModelPageLink
 from airflow_provider_predone.protocol import predone as api
 from airflow_provider_predone.protocol.common import Phase, path_id
 from airflow_provider_predone.protocol.fields import sendable_name
+from airflow_provider_predone.waiting import validate_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -380,8 +382,6 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
             self.hook.upload(url, files.resolve("column_info", path), label="Column info")
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        from airflow_provider_predone.triggers.base import validate_event
-
         event = validate_event(event, "external_process_id")
         external_process_id = event["external_process_id"]
         status = self.hook.get_train_status(external_process_id)
@@ -509,7 +509,7 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
         self.encoding = encoding
 
     def _prepare(self) -> tuple[int, files.DataSource, files.DataSource | None, str]:
-        model_id = api.model_id_value(self.model_id)
+        model_id = model_id_value(self.model_id)
         self.check_waiting()
         encoding = files.check_encoding(self.encoding)
         train = files.resolve("train_data", self.train_data)
@@ -600,8 +600,6 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
         return upload.retrain_job_id
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        from airflow_provider_predone.triggers.base import validate_event
-
         event = validate_event(event, "retrain_job_id", "model_id")
         retrain_job_id, model_id = event["retrain_job_id"], int(event["model_id"])
         status = self.hook.get_retrain_status(retrain_job_id, model_id)
@@ -727,7 +725,7 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         """The retrain job and model ids, and the job's status (it must have succeeded)."""
         job: Mapping[str, Any] = self.retrain_job_id if isinstance(self.retrain_job_id, Mapping) else {}
         retrain_job_id = path_id(job.get("retrain_job_id", self.retrain_job_id), "retrain_job_id")
-        model_id = api.model_id_value(self.model_id if self.model_id is not None else job.get("model_id"))
+        model_id = model_id_value(self.model_id if self.model_id is not None else job.get("model_id"))
         status = self.hook.get_retrain_status(retrain_job_id, model_id)
         if api.RETRAIN_STATUSES.classify(status.status) is not Phase.SUCCESS:
             raise JobNotFinishedError(
@@ -965,7 +963,7 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
         self.ip_rules = ip_rules
 
     def execute(self, context: Context) -> Any:
-        model_id = api.model_id_value(self.model_id)
+        model_id = model_id_value(self.model_id)
         rules = api.validate_ip_rules(self.ip_rules)
         self.check_waiting()
         state = TaskState(context, "prediction_api")
@@ -1006,8 +1004,6 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        from airflow_provider_predone.triggers.base import validate_event
-
         event = validate_event(event, "classifier_id")
         TaskState(context, "prediction_api").clear()
         return self.finished(self._describe(event["classifier_id"]))
@@ -1240,7 +1236,7 @@ class PredictionOneDeleteModelOperator(_DeleteOperator):
         self.model_id = model_id
 
     def delete(self, resource_id: Any) -> None:
-        self.hook.delete_model(api.model_id_value(resource_id))
+        self.hook.delete_model(model_id_value(resource_id))
 
 
 class PredictionOneDeleteDataSetOperator(_DeleteOperator):

@@ -17,6 +17,7 @@ import ipaddress
 import json
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -111,10 +112,17 @@ def positive_id(value: Any, field: str) -> int:
 
 
 def model_id_value(value: Any, field: str = "model_id") -> int:
-    """A model id from a literal, a rendered template (``"3"``) or the train task's XCom dict."""
-    if isinstance(value, Mapping) and "model_id" in value:
-        value = value["model_id"]
-    return positive_id(value, field)
+    """
+    Deprecated: unwrapping a task's XCom is the operators' job, see
+    :func:`~airflow_provider_predone.operators._xcom.model_id_value`.
+    """
+    # Not imported from there: operators._xcom imports this module, and the package has no cycle.
+    warnings.warn(
+        "airflow_provider_predone.protocol.predone.model_id_value moved to airflow_provider_predone.operators._xcom",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return positive_id(value["model_id"] if isinstance(value, Mapping) and "model_id" in value else value, field)
 
 
 def validate_ip_rules(rules: Any) -> list[dict[str, Any]]:

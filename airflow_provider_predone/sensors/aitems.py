@@ -7,10 +7,18 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_predone.operators.base import TemplatedId
+from airflow_provider_predone.protocol.common import path_id
 from airflow_provider_predone.sensors.base import JobSensor
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import XComArg
+
+
+def check_versions(versions: dict[Any, Any], name: str) -> dict[Any, Any]:
+    """Check each version of ``{train_type: version}`` as a URL path id, naming it; the same dict."""
+    for key, item in versions.items():
+        path_id(item, f"{name}[{key!r}]")
+    return versions
 
 
 class AitemsTrainingSensor(JobSensor):
@@ -28,6 +36,7 @@ class AitemsTrainingSensor(JobSensor):
     template_fields: Sequence[str] = ("service_id", "train_type", "version")
     trigger_path = "airflow_provider_predone.triggers.aitems.AitemsTrainingTrigger"
     id_fields = ("service_id", "versions")
+    id_checks = {"versions": check_versions}
     conn_field = "aitems_conn_id"
 
     def __init__(

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator
 
 from airflow_provider_predone import _event_loop
 from airflow_provider_predone.exceptions import InvalidInputError, JobFailedError
-from airflow_provider_predone.operators.base import default_deferrable, first_poll_at, status_list
+from airflow_provider_predone.protocol.common import path_id
+from airflow_provider_predone.waiting import (
+    default_deferrable,
+    first_poll_at,
+    sensor_result,
+    status_list,
+    validate_event,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -49,6 +56,10 @@ class JobSensor(BaseSensorOperator):
     trigger_path: str = ""
     #: names of the id attributes, passed to the trigger under the same names
     id_fields: tuple[str, ...] = ()
+    #: how an id is checked before any status call, by name: ``check(value, name)`` returns the id
+    #: to use (set on the sensor when it differs) or raises an InvalidInputError naming ``name``;
+    #: an id not named here goes into a URL path as it is (:func:`~..protocol.common.path_id`)
+    id_checks: ClassVar[Mapping[str, Callable[[Any, str], Any]]] = {}
     conn_field: str = ""
 
     def __init__(
@@ -119,17 +130,11 @@ class JobSensor(BaseSensorOperator):
 
     def _check_ids(self) -> None:
         """Refuse ids that cannot name a job before any status call, naming the field."""
-        from airflow_provider_predone.protocol.common import path_id
-        from airflow_provider_predone.protocol.predone import model_id_value
-
         for name, value in self._ids().items():
-            if name == "model_id":
-                setattr(self, name, model_id_value(value))
-            elif isinstance(value, dict):
-                for key, item in value.items():
-                    path_id(item, f"{name}[{key!r}]")
-            else:
-                setattr(self, name, path_id(value, name))
+            check: Callable[[Any, str], Any] = self.id_checks.get(name, path_id)
+            checked = check(value, name)
+            if checked is not value:
+                setattr(self, name, checked)
 
     def _trigger(self, deadline: float) -> Any:
         module, _, name = self.trigger_path.rpartition(".")
@@ -140,8 +145,6 @@ class JobSensor(BaseSensorOperator):
         # One trigger per task run: it remembers the statuses it has logged and warned about.
         if getattr(self, "_checker", None) is None:
             self._checker = self._trigger(time.time() + float(self.timeout))
-        from airflow_provider_predone.triggers.base import validate_event
-
         event = _event_loop.run(self._checker.check_once())
         if event is None:
             return False
@@ -164,8 +167,6 @@ class JobSensor(BaseSensorOperator):
         return {**self._ids(), "status": "success", "job_status": event.get("job_status")}
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> Any:
-        from airflow_provider_predone.triggers.base import sensor_result, validate_event
-
         if self.end_from_trigger_overridden_by:  # once per task run: every wait in a trigger ends here
             self.log.warning(
                 "%r ends on a worker, not in the triggerer: Airflow does not support end_from_trigger=True "

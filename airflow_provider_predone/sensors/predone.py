@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from airflow_provider_predone.operators._xcom import model_id_value
 from airflow_provider_predone.operators.base import TemplatedId
 from airflow_provider_predone.sensors.base import JobSensor
 
@@ -77,6 +78,7 @@ class PredictionOneRetrainSensor(_PredictionOneSensor):
     template_fields: Sequence[str] = ("retrain_job_id", "model_id")
     trigger_path = "airflow_provider_predone.triggers.predone.PredictionOneRetrainTrigger"
     id_fields = ("retrain_job_id", "model_id")
+    id_checks = {"model_id": model_id_value}  # a model id, or the train task's whole result
 
     def __init__(
         self,

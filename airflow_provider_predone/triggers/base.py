@@ -23,6 +23,11 @@ from airflow_provider_predone.exceptions import ApiError
 from airflow_provider_predone.hooks._http import deadline_scope
 from airflow_provider_predone.protocol.common import Phase, StatusSets
 
+# the event contract moved to airflow_provider_predone.waiting; re-exported from its old home
+from airflow_provider_predone.waiting import OUTCOMES as OUTCOMES
+from airflow_provider_predone.waiting import sensor_result as sensor_result
+from airflow_provider_predone.waiting import validate_event as validate_event
+
 #: Longest pause between polls while the service keeps failing transiently.
 MAX_ERROR_BACKOFF = 300.0
 
@@ -248,44 +253,6 @@ class StatusTrigger(BaseTrigger):
         return TriggerEvent(  # type: ignore[no-untyped-call]
             {"status": outcome, "job_status": job_status, "message": message, **self.job_ids(), **details}
         )
-
-
-# --- the event contract ------------------------------------------------------------------------
-
-OUTCOMES = ("success", "failure", "timeout", "error")
-
-
-def validate_event(event: dict[str, Any] | None, *required: str) -> dict[str, Any]:
-    """
-    Check an event a task resumed with and raise the typed error it stands for.
-
-    Shared by every operator and sensor ``execute_complete``, so a missing, malformed or
-    unsuccessful event is rejected the same way everywhere.
-
-    :param required: keys a success event must carry (the job's ids).
-    :return: the event, when it reports success.
-    """
-    if not isinstance(event, dict) or event.get("status") not in OUTCOMES:
-        raise exceptions.ApiError(f"Resumed with an invalid trigger event: {event!r}")
-    outcome, message = event["status"], str(event.get("message") or "")
-    if outcome == "failure":
-        raise exceptions.JobFailedError(message)
-    if outcome == "timeout":
-        raise exceptions.JobTimeoutError(message)
-    if outcome == "error":
-        error_cls = getattr(exceptions, str(event.get("error_type")), None)
-        if not (isinstance(error_cls, type) and issubclass(error_cls, exceptions.ApiError)):
-            error_cls = exceptions.ApiError
-        raise error_cls(message)
-    missing = [key for key in required if event.get(key) in (None, "")]
-    if missing:
-        raise exceptions.ApiError(f"Resumed with a success event lacking {missing}: {event!r}")
-    return event
-
-
-def sensor_result(event: dict[str, Any], id_fields: Iterable[str]) -> dict[str, Any]:
-    """What a sensor returns (its XCom) for a success event: the job's ids and its status."""
-    return {**{key: event[key] for key in id_fields}, "status": event["status"], "job_status": event.get("job_status")}
 
 
 def run_inline(trigger: StatusTrigger) -> dict[str, Any]:

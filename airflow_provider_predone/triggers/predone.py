@@ -6,6 +6,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from airflow_provider_predone.hooks.predone import PredictionOneAsyncClient, PredictionOneHook
+from airflow_provider_predone.operators._xcom import model_id_value
 from airflow_provider_predone.protocol import predone as api
 from airflow_provider_predone.triggers.base import JobStatus, StatusTrigger
 
@@ -51,7 +52,7 @@ class PredictionOneRetrainTrigger(_PredictionOneTrigger):
     def __init__(self, retrain_job_id: str, model_id: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.retrain_job_id = retrain_job_id
-        self.model_id = api.model_id_value(model_id)
+        self.model_id = model_id_value(model_id)
 
     def job_ids(self) -> dict[str, Any]:
         return {"retrain_job_id": self.retrain_job_id, "model_id": self.model_id}
