@@ -5,19 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_predone import assets
-from airflow_provider_predone._task_state import TaskState
-from airflow_provider_predone.operators.base import TIMEOUT, JobOperator, TemplatedId, task_result
+from airflow_provider_predone.operators.base import JobOperator, TemplatedId, task_result
 from airflow_provider_predone.protocol import aitems as api
 from airflow_provider_predone.protocol.common import path_id
-from airflow_provider_predone.waiting import validate_event
+from airflow_provider_predone.waiting import TIMEOUT
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, XComArg
 
+    from airflow_provider_predone._task_state import TaskState
     from airflow_provider_predone.hooks.aitems import AitemsHook
+    from airflow_provider_predone.triggers.base import JobStatus, StatusTrigger
 
 
 class AitemsTrainOperator(JobOperator):
@@ -43,6 +45,7 @@ class AitemsTrainOperator(JobOperator):
     template_fields_renderers = {"hp_config": "json"}
     ui_color = "#e0f7fa"
     task_state = "aitems_training"
+    event_ids = ("service_id", "versions")
     asset_alias = assets.AITEMS_UPDATES
 
     def __init__(
@@ -88,59 +91,54 @@ class AitemsTrainOperator(JobOperator):
 
         return AitemsHook(aitems_conn_id=self.aitems_conn_id)
 
-    def execute(self, context: Context) -> Any:
+    def prepare(self, scratch: Path) -> tuple[str, list[str], dict[str, Any]]:
         service_id = path_id(self.service_id, "service_id")
-        types = api.validate_train_types(self.train_types)
-        hp_config = api.validate_hp_config(self.hp_config)
-        self.check_waiting()
-        state = TaskState(context, "aitems_training")
-        recorded = state.get()
-        if recorded and recorded.get("service_id") == service_id and recorded.get("versions"):
-            versions = recorded["versions"]
-            self.log.info("Re-attaching to trainings %s requested by an earlier try", versions)
-        else:
-            versions = self._request(state, service_id, types, hp_config, recorded)
-        if not self.wait_for_completion:
-            return task_result({"service_id": service_id, "versions": versions, "statuses": {}})
-        from airflow_provider_predone.triggers.aitems import AitemsTrainingTrigger
+        return service_id, api.validate_train_types(self.train_types), api.validate_hp_config(self.hp_config)
 
-        trigger = AitemsTrainingTrigger(service_id=service_id, versions=versions, **self.trigger_kwargs())
-        return self.wait_for(context, trigger)
+    def describe_job(self, job: dict[str, Any]) -> str:
+        return f"AiTEMS trainings {job.get('versions')} of service {job.get('service_id')}"
 
-    def _request(
-        self,
-        state: TaskState,
-        service_id: str,
-        types: list[str],
-        hp_config: dict[str, Any],
-        recorded: dict[str, Any] | None,
-    ) -> dict[str, str]:
+    def job_exists(self, job: dict[str, Any], prepared: Any) -> bool:
+        return job.get("service_id") == prepared[0] and bool(job.get("versions"))
+
+    def start(self, record: TaskState, prepared: Any, earlier: dict[str, Any] | None) -> dict[str, Any]:
+        service_id, types, hp_config = prepared
         hook = self.hook
-        if recorded and recorded.get("service_id") == service_id:
+        if earlier and earlier.get("service_id") == service_id:
             # An earlier try recorded what it saw before requesting; if new versions exist, it got through.
-            before = recorded["before"]
+            before = earlier["before"]
             now = api.latest_versions(hook.list_trainings(service_id))
             if all(now.get(t) not in (None, before.get(t)) for t in types):
-                versions = {t: now[t] for t in types}
-                state.set({"service_id": service_id, "before": before, "versions": versions})
-                return versions
+                job = {"service_id": service_id, "before": before, "versions": {t: now[t] for t in types}}
+                record.set(job)
+                return job
         before = api.latest_versions(hook.list_trainings(service_id))
-        state.set({"service_id": service_id, "before": before, "versions": None})
+        record.set({"service_id": service_id, "before": before, "versions": None})
         versions = hook.request_training(service_id, types, hp_config=hp_config, description=self.description)
-        state.set({"service_id": service_id, "before": before, "versions": versions})
+        job = {"service_id": service_id, "before": before, "versions": versions}
+        record.set(job)
         self.log.info("Requested AiTEMS training of %s: versions %s", service_id, versions)
-        return versions
+        return job
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        event = validate_event(event, "service_id", "versions")
-        TaskState(context, "aitems_training").clear()
-        for train_type, version in event["versions"].items():
-            extra = {"event": "trained", "version": version}
-            assets.emit(context, self.asset_alias, assets.aitems_uri(event["service_id"], train_type), extra)
-        return task_result(
-            {
-                "service_id": event["service_id"],
-                "versions": event["versions"],
-                "statuses": event.get("statuses", {}),
-            }
-        )
+    def started(self, job: dict[str, Any]) -> dict[str, Any]:
+        return task_result({"service_id": job["service_id"], "versions": job["versions"], "statuses": {}})
+
+    def trigger(self, job: dict[str, Any]) -> StatusTrigger:
+        from airflow_provider_predone.triggers.aitems import AitemsTrainingTrigger
+
+        return AitemsTrainingTrigger(service_id=job["service_id"], versions=job["versions"], **self.trigger_kwargs())
+
+    def observe(self, trigger: StatusTrigger) -> JobStatus:
+        from airflow_provider_predone.triggers.aitems import AitemsTrainingTrigger
+
+        assert isinstance(trigger, AitemsTrainingTrigger)
+        trainings = {t: self.hook.get_training(trigger.service_id, t, v) for t, v in trigger.versions.items()}
+        return trigger.observed({t: str(training["status"]) for t, training in trainings.items()})
+
+    def finish(
+        self, context: Context, event: dict[str, Any], **kwargs: Any
+    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+        service_id, versions = event["service_id"], event["versions"]
+        events = [(assets.aitems_uri(service_id, t), {"event": "trained", "version": v}) for t, v in versions.items()]
+        statuses = event.get("statuses", {})
+        return task_result({"service_id": service_id, "versions": versions, "statuses": statuses}), events

@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_predone.exceptions import MetricNotFoundError, QualityGateRejectedError
-from airflow_provider_predone.metrics import LOWER_IS_BETTER, GateVerdict, MetricsReader, RetrainResult, verdict_of
+from airflow_provider_predone.exceptions import QualityGateRejectedError
+from airflow_provider_predone.metrics import LOWER_IS_BETTER, GateVerdict, MetricsReader, RetrainResult
 from airflow_provider_predone.operators.base import TemplatedId, task_result
 from airflow_provider_predone.operators.predone import (
     ArchiveLimits,
     OnRefusal,
     PredictionOneSwitchModelOperator,
-    archive_versions,
 )
 
 #: the first Airflow release with human-in-the-loop operators
@@ -110,10 +109,17 @@ class PredictionOneApproveSwitchOperator(PredictionOneSwitchModelOperator, HITLO
         )
         self.custom_subject = subject
 
+    #: how the refusal of a retrain job without a result archive begins
+    no_archive = "No review is possible for {what}"
+
     @property
     def compares_metrics(self) -> bool:
         """The reviewer compares with the archive's "previous" metrics: they must be the served model's."""
         return True
+
+    def reviewed(self, result: RetrainResult) -> dict[str, Any]:
+        """The data sizes the reviewer is shown."""
+        return {"sizes": data_sizes(result)}
 
     def execute(self, context: Context) -> Any:
         record = self.review(context)
@@ -125,29 +131,12 @@ class PredictionOneApproveSwitchOperator(PredictionOneSwitchModelOperator, HITLO
         Everything before the question: the result's metrics, the check against the version
         served now, the gate; then the request's subject and body. Returns the review record.
         """
-        retrain_job_id, model_id, status = self.finished_retrain()
-        what = f"retrain job {retrain_job_id} of model {model_id}"
-        if not status.download_url:
-            raise MetricNotFoundError(
-                f"No review is possible for {what}: its status answer has no download_url (no result archive); "
-                "nothing was switched"
-            )
-        record: dict[str, Any] = {"retrain_job_id": retrain_job_id, "model_id": model_id}
-        with self.open_result(
-            status.download_url, f"Retrain result ({what})", self.result_dir, retrain_job_id, self.metrics_reader
-        ) as result:
-            record.update(metrics=result.metrics, previous_metrics=result.previous_metrics, sizes=data_sizes(result))
-            record.update(archive_versions(result.summary, model_id))
-            self.check_served(context, record, what)
-            verdict = verdict_of(self.quality_gate, result) if self.quality_gate is not None else None
-        if verdict is not None:
-            record["quality_gate"] = verdict.record()
-            if not verdict.accepted:
-                refusal = f"The quality gate refused {what}: {verdict.reason}; nothing was switched"
-                self.not_switched(context, record, QualityGateRejectedError(refusal))
+        record, verdict = self.gate(context)
         record = task_result(record)
         context["ti"].xcom_push(key=REVIEW_KEY, value=record)
-        self.subject = self.custom_subject or f"Switch Prediction One model {model_id} to retrain job {retrain_job_id}?"
+        self.subject = self.custom_subject or (
+            f"Switch Prediction One model {record['model_id']} to retrain job {record['retrain_job_id']}?"
+        )
         self.body = review_body(record, verdict)
         return record
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from airflow.providers.common.compat.sdk import BaseOperator, XComArg
-
-from airflow_provider_predone import _event_loop
 
 # the waiting policy moved to its own module; re-exported from its old home
 from airflow_provider_predone.waiting import MIN_FIRST_POLL_DELAY as MIN_FIRST_POLL_DELAY
@@ -19,12 +19,14 @@ from airflow_provider_predone.waiting import default_deferrable as default_defer
 from airflow_provider_predone.waiting import first_poll_at as first_poll_at
 from airflow_provider_predone.waiting import positive_seconds as positive_seconds
 from airflow_provider_predone.waiting import status_list as status_list
+from airflow_provider_predone.waiting import validate_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
     from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
-    from airflow_provider_predone.triggers.base import StatusTrigger
+    from airflow_provider_predone._task_state import TaskState
+    from airflow_provider_predone.triggers.base import JobStatus, StatusTrigger
 
 #: What an id parameter takes (it is a template field): the id, a Jinja template string such as
 #: ``"{{ params.model_id }}"``, or an upstream task's XCom (``train.output["model_id"]``).
@@ -62,6 +64,10 @@ class ProviderOperator(BaseOperator):
             kwargs["outlets"] = alias_outlets(kwargs.get("outlets"), self.asset_alias)
         super().__init__(**kwargs)
 
+    def finished(self, result: dict[str, Any]) -> dict[str, Any]:
+        """The task's ``result``, returned (an operator may keep what its lineage needs)."""
+        return result
+
     if TYPE_CHECKING:
         # For the user's type checker only: BaseOperator says ``XComArg``, but what it returns
         # is a PlainXComArg, so ``train.output["model_id"]`` type-checks.
@@ -87,6 +93,8 @@ class JobOperator(ProviderOperator):
 
     #: the name of this operator's retry record (:mod:`.._task_state`), deleted on final failure too
     task_state: str | None = None
+    #: the ids a success event must carry
+    event_ids: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -134,28 +142,127 @@ class JobOperator(ProviderOperator):
             "running_statuses": self.running_statuses,
         }
 
+    # --- the parts each job operator supplies ----------------------------------------------------
+
+    def prepare(self, scratch: Path) -> Any:
+        """
+        Every check of the input that can fail, before anything is sent; what :meth:`start` needs.
+
+        :param scratch: a temporary directory that lives until the job is started (e.g. for a
+            transcoded copy of the data to upload).
+        """
+        return None
+
+    def describe_job(self, job: dict[str, Any]) -> str:
+        """The job of a record, for log lines ("retrain job 8f3c...")."""
+        raise NotImplementedError
+
+    def job_exists(self, job: dict[str, Any], prepared: Any) -> bool:
+        """Whether the job an earlier try recorded was started, for this input (then it is re-attached)."""
+        raise NotImplementedError
+
+    def start(self, record: TaskState, prepared: Any, earlier: dict[str, Any] | None) -> dict[str, Any]:
+        """
+        Start the job and return its record. The job's id goes into ``record`` *before* the act
+        that starts the job (see docs/exactly-once.md), so a retry after a crash finds it.
+
+        :param earlier: what an earlier try recorded, when its job is not found.
+        """
+        raise NotImplementedError
+
+    def started(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The task's result when it does not wait (``wait_for_completion=False``)."""
+        raise NotImplementedError
+
+    def trigger(self, job: dict[str, Any]) -> StatusTrigger:
+        """The trigger that waits for the job."""
+        raise NotImplementedError
+
+    def observe(self, trigger: StatusTrigger) -> JobStatus:
+        """The trigger's job's status, read once through the sync hook (judged by :meth:`StatusTrigger.judge`)."""
+        raise NotImplementedError
+
+    def finish(
+        self, context: Context, event: dict[str, Any], **kwargs: Any
+    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+        """The task's result for the job's success ``event``, and the asset events to emit (URI, extra)."""
+        raise NotImplementedError
+
+    # --- the skeleton -------------------------------------------------------------------------------
+
+    def record(self, context: Context) -> TaskState:
+        """This task's retry record (:mod:`.._task_state`), named :attr:`task_state`."""
+        from airflow_provider_predone._task_state import TaskState
+
+        return TaskState(context, str(self.task_state))
+
+    def execute(self, context: Context) -> Any:
+        """Prepare, re-attach to the job an earlier try started or start it, then wait (or not) and finish."""
+        self.check_waiting()
+        with tempfile.TemporaryDirectory(prefix="predone-job-") as scratch:
+            prepared = self.prepare(Path(scratch))
+            record = self.record(context)
+            earlier = record.get()
+            if earlier and self.job_exists(earlier, prepared):
+                self.log.info("Re-attaching to %s started by an earlier try", self.describe_job(earlier))
+                job = earlier
+            else:
+                if earlier:
+                    what = self.describe_job(earlier)
+                    self.log.info("%s of an earlier try never started; starting afresh", what[:1].upper() + what[1:])
+                job = self.start(record, prepared, earlier)
+        if not self.wait_for_completion:
+            return self.finished(self.started(job))
+        return self.wait_for(context, self.trigger(job))
+
     def wait_for(self, context: Context, trigger: StatusTrigger, **resume_kwargs: Any) -> Any:
         """
         Wait for ``trigger``'s job, then resume in ``execute_complete``.
 
-        Deferrable: the status is checked once here first, and a job that has ended already
-        completes the task without deferring; else the trigger checks next after
+        Deferrable: the status is checked once here first (:meth:`check_now`), and a job that has
+        ended already completes the task without deferring; else the trigger checks next after
         :func:`first_poll_at`.
         """
         if self.deferrable:
-            ended = _event_loop.run(trigger.check_once())
+            ended = self.check_now(trigger)
             if ended is not None:
-                return self.execute_complete(context, dict(ended.payload), **resume_kwargs)
+                return self.execute_complete(context, ended, **resume_kwargs)
             trigger.first_poll_at = first_poll_at(trigger.poll_interval, self.log)
             self.defer(trigger=trigger, method_name="execute_complete", kwargs=resume_kwargs or None)
         from airflow_provider_predone.triggers.base import run_inline
 
         return self.execute_complete(context, run_inline(trigger), **resume_kwargs)
 
+    def check_now(self, trigger: StatusTrigger) -> dict[str, Any] | None:
+        """
+        The event of a job that has ended already, else ``None``: one sync status check (no event
+        loop on the worker), judged by the trigger's own rules. A transient failure counts as
+        "still running": the trigger checks again.
+        """
+        from airflow_provider_predone.exceptions import ApiError
+
+        try:
+            try:
+                observed: JobStatus | ApiError = self.observe(trigger)
+            except ApiError as exc:
+                observed = exc
+            ended = trigger.judge(observed)
+        except ApiError as exc:
+            self.log.warning("Status check failed (%s); the trigger checks again later", exc)
+            return None
+        return None if ended is None else dict(ended.payload)
+
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """
         Finish the task with the trigger's ``event`` (a job that ended, or the deadline): the
         result on success, else the typed error the event stands for (see
-        :func:`~..waiting.validate_event`).
+        :func:`~..waiting.validate_event`). The retry record is deleted once the result is read.
         """
-        raise NotImplementedError
+        from airflow_provider_predone import assets
+
+        success = validate_event(event, *self.event_ids)
+        result, asset_events = self.finish(context, success, **kwargs)
+        self.record(context).clear()
+        for uri, extra in asset_events:
+            assets.emit(context, str(self.asset_alias), uri, extra)
+        return self.finished(result)

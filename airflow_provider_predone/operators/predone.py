@@ -14,10 +14,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NoReturn, get_args
 
 from airflow_provider_predone import assets, files, lineage
-from airflow_provider_predone._task_state import TaskState
 from airflow_provider_predone.exceptions import (
     ApiError,
     AuthenticationError,
@@ -31,6 +30,7 @@ from airflow_provider_predone.exceptions import (
 )
 from airflow_provider_predone.files import ArchiveLimits as ArchiveLimits  # re-exported for result_limits
 from airflow_provider_predone.metrics import (
+    GateVerdict,
     MetricsReader,
     read_metrics,
     verdict_of,
@@ -43,8 +43,6 @@ from airflow_provider_predone.metrics import (
 )
 from airflow_provider_predone.operators._xcom import model_id_value
 from airflow_provider_predone.operators.base import (
-    POLL_INTERVAL,
-    TIMEOUT,
     JobOperator,
     ProviderOperator,
     TemplatedId,
@@ -54,15 +52,16 @@ from airflow_provider_predone.plugins.links import ModelPageLink
 from airflow_provider_predone.protocol import predone as api
 from airflow_provider_predone.protocol.common import Phase, path_id
 from airflow_provider_predone.protocol.fields import sendable_name
-from airflow_provider_predone.waiting import validate_event
+from airflow_provider_predone.waiting import POLL_INTERVAL, TIMEOUT
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
     from airflow.providers.openlineage.extractors import OperatorLineage
 
+    from airflow_provider_predone._task_state import TaskState
     from airflow_provider_predone.hooks.predone import PredictionOneHook
+    from airflow_provider_predone.triggers.base import JobStatus, StatusTrigger
 
-SUMMARY_FILE = "model_summary.json"
 #: A model found in the model list counts as ours if created no earlier than this before we asked.
 MODEL_LOOKUP_SLACK = timedelta(minutes=10)
 #: What a refused quality gate does to the switch task.
@@ -162,7 +161,7 @@ class PredictionOneBaseOperator(ProviderOperator):
                 path=target,
                 metrics=found.metrics,
                 previous_metrics=found.previous_metrics,
-                summary=files.read_json_member(target, SUMMARY_FILE, limits.max_json_bytes),
+                summary=found.summary,
                 members=found.members,
             )
 
@@ -171,10 +170,88 @@ class PredictionOneJobOperator(PredictionOneBaseOperator, JobOperator):
     """A Prediction One operator that starts a remote job and can wait for it (see :class:`JobOperator`)."""
 
 
+class DataInput(NamedTuple):
+    """The training (and evaluation) data of a training or a retraining, checked and ready to read."""
+
+    encoding: str
+    train: files.DataSource
+    header: list[str]
+    evaluation: files.DataSource | None
+    eval_header: list[str] | None
+
+
+class PredictionOneModelDataOperator(PredictionOneJobOperator):
+    """
+    What training and retraining share: their data (train and evaluation CSVs in an encoding,
+    checked, transcoded to UTF-8 for the vendor) and their result archive (metrics).
+    """
+
+    def __init__(
+        self,
+        *,
+        train_data: Any,
+        eval_data: Any = None,
+        result_dir: str | None = None,
+        result_limits: ArchiveLimits | None = None,
+        encoding: str = "utf-8",
+        metrics_reader: MetricsReader | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.train_data = train_data
+        self.eval_data = eval_data
+        self.result_dir = result_dir
+        self.result_limits = files.archive_limits(result_limits)
+        self.encoding = encoding
+        self.metrics_reader = metrics_reader
+
+    def data_input(self) -> DataInput:
+        """The encoding and the data sources with their headers (read, nothing sent)."""
+        encoding = files.check_encoding(self.encoding)
+        train = files.resolve("train_data", self.train_data)
+        evaluation = None if self.eval_data is None else files.resolve("eval_data", self.eval_data)
+        return DataInput(
+            encoding,
+            train,
+            files.read_csv_header(train, encoding),
+            evaluation,
+            None if evaluation is None else files.read_csv_header(evaluation, encoding),
+        )
+
+    def transcode(
+        self, data: DataInput, scratch: Path, *, target: str | None = None, positive: str | None = None
+    ) -> tuple[files.DataSource, files.DataSource | None]:
+        """The pass over the data before it is sent: UTF-8 for the vendor, and a binary ``tv`` that occurs."""
+        train = files.prepare_upload(
+            data.train, scratch / "train", encoding=data.encoding, target=target, positive=positive
+        )
+        if data.evaluation is None:
+            return train, None
+        return train, files.prepare_upload(data.evaluation, scratch / "eval", encoding=data.encoding)
+
+    def read_result(self, url: str | None, label: str, job_id: str) -> RetrainResult | None:
+        """The job's result archive, when it has one, opened as :meth:`open_result` does (kept under ``result_dir``)."""
+        if not url:
+            return None
+        with self.open_result(url, label, self.result_dir, job_id, self.metrics_reader) as result:
+            return result
+
+    def result_fields(self, result: RetrainResult | None) -> dict[str, Any]:
+        """What the task's result says of the archive: where it is kept and its metrics."""
+        return {
+            "result_path": str(result.path) if result and self.result_dir else None,
+            "metrics": result.metrics if result else None,
+        }
+
+    def data_lineage(self) -> dict[str, Any]:
+        """The data part of the lineage: the CSVs read and their encoding."""
+        return {"data": (self.train_data, self.eval_data), "encoding": self.encoding}
+
+
 # --- training -----------------------------------------------------------------------------------
 
 
-class PredictionOneTrainOperator(PredictionOneJobOperator):
+class PredictionOneTrainOperator(PredictionOneModelDataOperator):
     """
     Train a Prediction One model: validate, upload, create the model, wait, fetch the result.
 
@@ -222,6 +299,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
     ui_color = "#e8f0fe"
     operator_extra_links = (ModelPageLink(),)
     task_state = "training"
+    event_ids = ("external_process_id",)
     result_id_field = "external_process_id"
     asset_alias = assets.MODEL_UPDATES
 
@@ -247,6 +325,12 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(
+            train_data=train_data,
+            eval_data=eval_data,
+            result_dir=result_dir,
+            result_limits=result_limits,
+            encoding=encoding,
+            metrics_reader=metrics_reader,
             wait_for_completion=wait_for_completion,
             deferrable=deferrable,
             poll_interval=poll_interval,
@@ -256,116 +340,90 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
             running_statuses=running_statuses,
             **kwargs,
         )
-        self.metrics_reader = metrics_reader
-        self.train_data = train_data
         self.model_name = model_name
         self.config = config
-        self.eval_data = eval_data
         self.column_info = column_info
-        self.result_dir = result_dir
-        self.result_limits = files.archive_limits(result_limits)
-        self.encoding = encoding
 
-    def _prepare(self) -> tuple[dict[str, Any], files.DataSource, files.DataSource | None, Any]:
-        """Every check that can fail on the input, before anything is sent."""
+    def prepare(self, scratch: Path) -> tuple[dict[str, Any], files.DataSource, files.DataSource | None, Any]:
         if not isinstance(self.model_name, str) or not self.model_name.strip():
             raise InvalidInputError(f"model_name must be a non-empty string, got {self.model_name!r}")
         sendable_name(self.model_name, "model_name")
         config = api.validate_config(self.config)
-        self.check_waiting()
-        encoding = files.check_encoding(self.encoding)
-        train = files.resolve("train_data", self.train_data)
-        header = files.read_csv_header(train, encoding)
-        files.check_columns(train, header, api.config_columns(config))
-        evaluation = None
-        if self.eval_data is not None:
-            evaluation = files.resolve("eval_data", self.eval_data)
+        data = self.data_input()
+        files.check_columns(data.train, data.header, api.config_columns(config))
+        if data.evaluation is not None and data.eval_header is not None:
             # A forecast is evaluated at its times, per series: those columns must be there too.
             needed = {k: v for k, v in api.config_columns(config).items() if k in ("tc", "tsc", "tss")}
-            files.check_columns(evaluation, files.read_csv_header(evaluation, encoding), needed)
+            files.check_columns(data.evaluation, data.eval_header, needed)
         column_info = None
         if self.column_info is not None:
             column_info = files.column_info_rows(self.column_info)
             if isinstance(column_info, list):
-                files.check_columns(train, header, {f"column_info[{c!r}]": c for c, _ in column_info})
+                files.check_columns(data.train, data.header, {f"column_info[{c!r}]": c for c, _ in column_info})
+        # Still before anything is sent: a file that could only fail the training fails here.
+        train, evaluation = self.transcode(data, scratch, target=config["tc"], positive=config.get("tv"))
         return config, train, evaluation, column_info
 
-    def execute(self, context: Context) -> Any:
-        config, train, evaluation, column_info = self._prepare()
-        with tempfile.TemporaryDirectory(prefix="predone-train-") as scratch:
-            # Still before anything is sent: a file that could only fail the training fails here.
-            train, evaluation = self._scan(config, train, evaluation, Path(scratch))
-            state = TaskState(context, "training")
-            recorded = state.get()
-            if recorded and self._training_exists(recorded["external_process_id"]):
-                self.log.info("Re-attaching to training %s started by an earlier try", recorded["external_process_id"])
-                external_process_id, requested_at = recorded["external_process_id"], recorded["requested_at"]
-            else:
-                external_process_id, requested_at = self._start(state, config, train, evaluation, column_info)
-        if not self.wait_for_completion:
-            return self.finished(task_result({"external_process_id": external_process_id, "status": "started"}))
-        from airflow_provider_predone.triggers.predone import PredictionOneTrainTrigger
+    def describe_job(self, job: dict[str, Any]) -> str:
+        return f"training {job['external_process_id']}"
 
-        trigger = PredictionOneTrainTrigger(external_process_id=external_process_id, **self.trigger_kwargs())
-        return self.wait_for(context, trigger, requested_at=requested_at)
-
-    def _scan(
-        self, config: dict[str, Any], train: files.DataSource, evaluation: files.DataSource | None, scratch: Path
-    ) -> tuple[files.DataSource, files.DataSource | None]:
-        """The pass over the data before it is sent: UTF-8 for the vendor, and a binary ``tv`` that occurs."""
-        encoding = files.check_encoding(self.encoding)
-        tv = config.get("tv")
-        train = files.prepare_upload(train, scratch / "train", encoding=encoding, target=config["tc"], positive=tv)
-        if evaluation is not None:
-            evaluation = files.prepare_upload(evaluation, scratch / "eval", encoding=encoding)
-        return train, evaluation
-
-    def _training_exists(self, external_process_id: str) -> bool:
+    def job_exists(self, job: dict[str, Any], prepared: Any) -> bool:
         try:
-            self.hook.get_train_status(external_process_id)
+            self.hook.get_train_status(job["external_process_id"])
         except NotFoundError:
             return False
         return True
 
-    def _start(
-        self,
-        state: TaskState,
-        config: dict[str, Any],
-        train: files.DataSource,
-        evaluation: files.DataSource | None,
-        column_info: Any,
-    ) -> tuple[str, str]:
+    def start(self, record: TaskState, prepared: Any, earlier: dict[str, Any] | None) -> dict[str, Any]:
+        config, train, evaluation, column_info = prepared
         # The models of this name before ours is requested: afterwards, ours is the one new model
         # of the name (not merely the newest, which a concurrent training of that name may own).
         existing = self.hook.model_ids_named(self.model_name)
         urls = self.hook.get_upload_urls("csv")
-        external_process_id = urls.external_process_id
-        requested_at = datetime.now(UTC).isoformat()
+        job = {
+            "external_process_id": urls.external_process_id,
+            "requested_at": datetime.now(UTC).isoformat(),
+            "existing_model_ids": existing,
+        }
         # Recorded before the model is created: a retry after a crash anywhere below finds it.
-        state.set(
-            {"external_process_id": external_process_id, "requested_at": requested_at, "existing_model_ids": existing}
-        )
+        record.set(job)
         self.hook.upload(urls.learn_data_set_upload_url, train, label=f"Training data {train.name}")
         if evaluation is not None:
             self.hook.upload(urls.eval_data_set_upload_url, evaluation, label=f"Evaluation data {evaluation.name}")
         if column_info is not None:
             self._upload_column_info(urls.column_info_upload_url, column_info)
-        self.hook.create_model(external_process_id, self.model_name, config)
-        self.log.info("Training %s of model %r started", external_process_id, self.model_name)
-        return external_process_id, requested_at
+        self.hook.create_model(urls.external_process_id, self.model_name, config)
+        self.log.info("Training %s of model %r started", urls.external_process_id, self.model_name)
+        return job
+
+    def started(self, job: dict[str, Any]) -> dict[str, Any]:
+        return task_result({"external_process_id": job["external_process_id"], "status": "started"})
+
+    def trigger(self, job: dict[str, Any]) -> StatusTrigger:
+        from airflow_provider_predone.triggers.predone import PredictionOneTrainTrigger
+
+        return PredictionOneTrainTrigger(external_process_id=job["external_process_id"], **self.trigger_kwargs())
+
+    def observe(self, trigger: StatusTrigger) -> JobStatus:
+        from airflow_provider_predone.triggers.base import JobStatus
+
+        status = self.hook.get_train_status(trigger.job_ids()["external_process_id"])
+        return JobStatus(status.status, status.message, {"updated_datetime": status.updated_datetime})
 
     def _find_model(self, context: Context, external_process_id: str, requested_at: Any) -> int | None:
         """
         The model this training made, when the status answer does not say: the one model of
         its name that did not exist before the request (recorded with the retry record).
         """
-        recorded = TaskState(context, "training").get() or {}
+        recorded = self.record(context).get() or {}
+        if recorded.get("external_process_id") != external_process_id:
+            recorded = {}
         existing = recorded.get("existing_model_ids")
-        if recorded.get("external_process_id") == external_process_id and isinstance(existing, list):
+        if isinstance(existing, list):
             model_id = self.hook.find_model_id(self.model_name, existing=existing)
         else:
             # A record written before the models were remembered: the newest of the name, as then.
-            since = api.parse_datetime(requested_at)
+            since = api.parse_datetime(requested_at or recorded.get("requested_at"))
             model_id = self.hook.find_model_id(self.model_name, since - MODEL_LOOKUP_SLACK if since else None)
         if model_id is None:
             self.log.warning(
@@ -381,47 +439,28 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
             path = files.write_column_info(column_info, Path(scratch) / "column_info.csv")
             self.hook.upload(url, files.resolve("column_info", path), label="Column info")
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        event = validate_event(event, "external_process_id")
+    def finish(
+        self, context: Context, event: dict[str, Any], **kwargs: Any
+    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
         external_process_id = event["external_process_id"]
         status = self.hook.get_train_status(external_process_id)
+        # requested_at: a task deferred by an earlier release resumes with it
         model_id = status.model_id or self._find_model(context, external_process_id, kwargs.get("requested_at"))
-        result = None
-        if status.result_url:
-            with self.open_result(
-                status.result_url,
-                f"Training result (external_process_id={external_process_id})",
-                self.result_dir,
-                external_process_id,
-                self.metrics_reader,
-            ) as result:
-                pass
-        TaskState(context, "training").clear()
+        label = f"Training result (external_process_id={external_process_id})"
+        result = self.read_result(status.result_url, label, external_process_id)
+        metrics = result.metrics if result else None
+        self.log.info("Training %s finished: model_id=%s metrics=%s", external_process_id, model_id, metrics)
+        events = []
         if model_id is not None:
             extra = {
                 "event": "trained",
                 "external_process_id": external_process_id,
-                "metrics": result and result.metrics,
+                "metrics": metrics,
                 "version": archive_versions(result.summary if result else None, model_id).get("retrained_version"),
             }
-            assets.emit(context, self.asset_alias, assets.model_uri(self.hook.connection_info.service, model_id), extra)
-        self.log.info(
-            "Training %s finished: model_id=%s metrics=%s",
-            external_process_id,
-            model_id,
-            result and result.metrics,
-        )
-        return self.finished(
-            task_result(
-                {
-                    "model_id": model_id,
-                    "external_process_id": external_process_id,
-                    "status": status.status,
-                    "result_path": str(result.path) if result and self.result_dir else None,
-                    "metrics": result.metrics if result else None,
-                }
-            )
-        )
+            events.append((assets.model_uri(self.hook.connection_info.service, model_id), extra))
+        fields = {"model_id": model_id, "external_process_id": external_process_id, "status": status.status}
+        return task_result({**fields, **self.result_fields(result)}), events
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """The training and evaluation CSVs → the model made, with its metrics."""
@@ -429,8 +468,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
             return lineage.no_lineage()
         return lineage.train_lineage(
             self.run_service,
-            data=(self.train_data, self.eval_data),
-            encoding=self.encoding,
+            **self.data_lineage(),
             model_id=self.run_result.get("model_id"),
             metrics=self.run_result.get("metrics"),
             external_process_id=self.run_result.get("external_process_id"),
@@ -440,7 +478,7 @@ class PredictionOneTrainOperator(PredictionOneJobOperator):
 # --- retraining -----------------------------------------------------------------------------------
 
 
-class PredictionOneRetrainOperator(PredictionOneJobOperator):
+class PredictionOneRetrainOperator(PredictionOneModelDataOperator):
     """
     Retrain a model with new data (and optional evaluation data), exactly once.
 
@@ -467,6 +505,7 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
     ui_color = "#fef7e0"
     operator_extra_links = (ModelPageLink(),)
     task_state = "retrain_job"
+    event_ids = ("retrain_job_id", "model_id")
     asset_alias = assets.MODEL_UPDATES
 
     def __init__(
@@ -490,6 +529,12 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(
+            train_data=train_data,
+            eval_data=eval_data,
+            result_dir=result_dir,
+            result_limits=result_limits,
+            encoding=encoding,
+            metrics_reader=metrics_reader,
             wait_for_completion=wait_for_completion,
             deferrable=deferrable,
             poll_interval=poll_interval,
@@ -499,38 +544,26 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
             running_statuses=running_statuses,
             **kwargs,
         )
-        self.metrics_reader = metrics_reader
         self.model_id = model_id
-        self.train_data = train_data
-        self.eval_data = eval_data
         self.upload_filename = upload_filename
-        self.result_dir = result_dir
-        self.result_limits = files.archive_limits(result_limits)
-        self.encoding = encoding
 
-    def _prepare(self) -> tuple[int, files.DataSource, files.DataSource | None, str]:
+    def prepare(self, scratch: Path) -> tuple[int, DataInput, str, Path]:
         model_id = model_id_value(self.model_id)
-        self.check_waiting()
-        encoding = files.check_encoding(self.encoding)
-        train = files.resolve("train_data", self.train_data)
-        header = files.read_csv_header(train, encoding)
-        evaluation = None
-        if self.eval_data is not None:
-            evaluation = files.resolve("eval_data", self.eval_data)
-            eval_header = files.read_csv_header(evaluation, encoding)
-            missing = [c for c in header if c not in eval_header]
+        data = self.data_input()
+        if data.evaluation is not None and data.eval_header is not None:
+            missing = [c for c in data.header if c not in data.eval_header]
             if missing:
-                raise InvalidInputError(f"eval_data: {evaluation} lacks the training data's column(s) {missing}")
-        default_name = train.name if evaluation is None else f"{Path(train.name).stem}.zip"
+                raise InvalidInputError(f"eval_data: {data.evaluation} lacks the training data's column(s) {missing}")
+        default_name = data.train.name if data.evaluation is None else f"{Path(data.train.name).stem}.zip"
         filename = self.upload_filename or default_name
-        suffix = ".zip" if evaluation is not None else ".csv"
+        suffix = ".zip" if data.evaluation is not None else ".csv"
         if any(c in filename for c in "/\\") or filename in (".", "..") or not filename.lower().endswith(suffix):
             raise InvalidInputError(
                 f"upload_filename must be a plain file name ending in {suffix} (no '/' or '\\'), got {filename!r}"
             )
         sendable_name(filename, "upload_filename")
-        self._check_positive_value(model_id, train, encoding)
-        return model_id, train, evaluation, filename
+        self._check_positive_value(model_id, data.train, data.encoding)
+        return model_id, data, filename, scratch
 
     def _check_positive_value(self, model_id: int, train: files.DataSource, encoding: str) -> None:
         """
@@ -548,92 +581,64 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
             tc, tv = str(config.get("tc")), str(config["tv"])
             files.prepare_upload(train, None, encoding=encoding, target=tc, positive=tv)
 
-    def execute(self, context: Context) -> Any:
-        model_id, train, evaluation, filename = self._prepare()
-        state = TaskState(context, "retrain_job")
-        recorded = state.get()
-        if (
-            recorded
-            and recorded.get("model_id") == model_id
-            and self.hook.retrain_started(recorded["retrain_job_id"], model_id)
-        ):
-            retrain_job_id = recorded["retrain_job_id"]
-            self.log.info("Re-attaching to retrain job %s started by an earlier try", retrain_job_id)
-        else:
-            if recorded:
-                self.log.info(
-                    "Retrain job %s of an earlier try never started; starting afresh",
-                    recorded["retrain_job_id"],
-                )
-            retrain_job_id = self._start(state, model_id, train, evaluation, filename)
-        if not self.wait_for_completion:
-            return self.finished(
-                task_result({"retrain_job_id": retrain_job_id, "model_id": model_id, "status": "started"})
-            )
+    def describe_job(self, job: dict[str, Any]) -> str:
+        return f"retrain job {job['retrain_job_id']}"
+
+    def job_exists(self, job: dict[str, Any], prepared: Any) -> bool:
+        model_id = prepared[0]
+        return job.get("model_id") == model_id and self.hook.retrain_started(job["retrain_job_id"], model_id)
+
+    def start(self, record: TaskState, prepared: Any, earlier: dict[str, Any] | None) -> dict[str, Any]:
+        model_id, data, filename, scratch = prepared
+        train, evaluation = self.transcode(data, scratch)
+        source = train
+        if evaluation is not None:
+            archive = files.build_retrain_zip(train, evaluation, scratch / filename)
+            source = files.resolve("retrain archive", archive, extensions=(".zip",))
+        upload = self.hook.get_retrain_upload_url(model_id, filename)
+        job = {"retrain_job_id": upload.retrain_job_id, "model_id": model_id}
+        # Recorded before the upload: completing the upload starts the job.
+        record.set(job)
+        self.hook.upload_retrain_data(upload, model_id, source)
+        self.log.info("Retrain job %s of model %s started", upload.retrain_job_id, model_id)
+        return job
+
+    def started(self, job: dict[str, Any]) -> dict[str, Any]:
+        return task_result({"retrain_job_id": job["retrain_job_id"], "model_id": job["model_id"], "status": "started"})
+
+    def trigger(self, job: dict[str, Any]) -> StatusTrigger:
         from airflow_provider_predone.triggers.predone import PredictionOneRetrainTrigger
 
-        trigger = PredictionOneRetrainTrigger(retrain_job_id=retrain_job_id, model_id=model_id, **self.trigger_kwargs())
-        return self.wait_for(context, trigger)
+        return PredictionOneRetrainTrigger(
+            retrain_job_id=job["retrain_job_id"], model_id=job["model_id"], **self.trigger_kwargs()
+        )
 
-    def _start(
-        self,
-        state: TaskState,
-        model_id: int,
-        train: files.DataSource,
-        evaluation: files.DataSource | None,
-        filename: str,
-    ) -> str:
-        with tempfile.TemporaryDirectory(prefix="predone-retrain-") as scratch:
-            encoding = files.check_encoding(self.encoding)
-            train = files.prepare_upload(train, Path(scratch) / "train", encoding=encoding)
-            if evaluation is not None:
-                evaluation = files.prepare_upload(evaluation, Path(scratch) / "eval", encoding=encoding)
-            source = train
-            if evaluation is not None:
-                archive = files.build_retrain_zip(train, evaluation, Path(scratch) / filename)
-                source = files.resolve("retrain archive", archive, extensions=(".zip",))
-            upload = self.hook.get_retrain_upload_url(model_id, filename)
-            # Recorded before the upload: completing the upload starts the job.
-            state.set({"retrain_job_id": upload.retrain_job_id, "model_id": model_id})
-            self.hook.upload_retrain_data(upload, model_id, source)
-        self.log.info("Retrain job %s of model %s started", upload.retrain_job_id, model_id)
-        return upload.retrain_job_id
+    def observe(self, trigger: StatusTrigger) -> JobStatus:
+        from airflow_provider_predone.triggers.base import JobStatus
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        event = validate_event(event, "retrain_job_id", "model_id")
+        ids = trigger.job_ids()
+        status = self.hook.get_retrain_status(ids["retrain_job_id"], ids["model_id"])
+        return JobStatus(status.status, status.message)
+
+    def finish(
+        self, context: Context, event: dict[str, Any], **kwargs: Any
+    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
         retrain_job_id, model_id = event["retrain_job_id"], int(event["model_id"])
         status = self.hook.get_retrain_status(retrain_job_id, model_id)
-        result = None
-        if status.download_url:
-            with self.open_result(
-                status.download_url,
-                f"Retrain result (retrain_job_id={retrain_job_id}, model_id={model_id})",
-                self.result_dir,
-                retrain_job_id,
-                self.metrics_reader,
-            ) as result:
-                pass
-        TaskState(context, "retrain_job").clear()
+        label = f"Retrain result (retrain_job_id={retrain_job_id}, model_id={model_id})"
+        result = self.read_result(status.download_url, label, retrain_job_id)
+        previous_metrics = result.previous_metrics if result else None
+        fields = self.result_fields(result)
         extra = {
             "event": "retrained",
             "retrain_job_id": retrain_job_id,
-            "metrics": result and result.metrics,
-            "previous_metrics": result and result.previous_metrics,
+            "metrics": fields["metrics"],
+            "previous_metrics": previous_metrics,
             **archive_versions(result.summary if result else None, model_id),
         }
-        assets.emit(context, self.asset_alias, assets.model_uri(self.hook.connection_info.service, model_id), extra)
-        return self.finished(
-            task_result(
-                {
-                    "retrain_job_id": retrain_job_id,
-                    "model_id": model_id,
-                    "status": status.status,
-                    "result_path": str(result.path) if result and self.result_dir else None,
-                    "metrics": result.metrics if result else None,
-                    "previous_metrics": result.previous_metrics if result else None,
-                }
-            )
-        )
+        uri = assets.model_uri(self.hook.connection_info.service, model_id)
+        ids = {"retrain_job_id": retrain_job_id, "model_id": model_id, "status": status.status}
+        return task_result({**ids, **fields, "previous_metrics": previous_metrics}), [(uri, extra)]
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """The new CSVs → the model retrained, with its new and previous metrics and the job's id."""
@@ -641,8 +646,7 @@ class PredictionOneRetrainOperator(PredictionOneJobOperator):
             return lineage.no_lineage()
         return lineage.retrain_lineage(
             self.run_service,
-            data=(self.train_data, self.eval_data),
-            encoding=self.encoding,
+            **self.data_lineage(),
             model_id=self.run_result["model_id"],
             retrain_job_id=self.run_result.get("retrain_job_id"),
             metrics=self.run_result.get("metrics"),
@@ -737,32 +741,42 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         return retrain_job_id, model_id, status
 
     def execute(self, context: Context) -> Any:
+        record, _ = self.gate(context)
+        return self.switch(context, record)
+
+    #: how the refusal of a retrain job without a result archive begins
+    no_archive = "The quality gate cannot judge {what}"
+
+    def gate(self, context: Context) -> tuple[dict[str, Any], GateVerdict | None]:
+        """
+        Every check before a switch: the retrain job finished, its result archive (versions,
+        metrics), the version served now, the quality gate. A refusal ends the task as
+        ``on_refusal`` says; else the record to switch with, and the gate's verdict.
+        """
         retrain_job_id, model_id, status = self.finished_retrain()
         what = f"retrain job {retrain_job_id} of model {model_id}"
         record: dict[str, Any] = {"retrain_job_id": retrain_job_id, "model_id": model_id}
-        if self.quality_gate is None and self.allow_older:
-            return self.switch(context, record)  # nothing to check against the served model
-        if self.quality_gate is not None and not status.download_url:
-            raise MetricNotFoundError(
-                f"The quality gate cannot judge {what}: its status answer has no download_url (no result "
-                "archive); nothing was switched"
-            )
+        if not self.compares_metrics and self.allow_older:
+            return record, None  # nothing to check against the served model
         if not status.download_url:
+            if self.compares_metrics:
+                raise MetricNotFoundError(
+                    f"{self.no_archive.format(what=what)}: its status answer has no download_url (no result "
+                    "archive); nothing was switched"
+                )
             self.check_served(context, record, what)
-            return self.switch(context, record)
+            return record, None
         # Downloaded even without a gate: the archive says which version the retraining made.
         with self.open_result(
             status.download_url, f"Retrain result ({what})", self.result_dir, retrain_job_id, self.metrics_reader
         ) as result:
             record.update(archive_versions(result.summary, model_id))
-            if self.quality_gate is not None:
-                record.update(metrics=result.metrics, previous_metrics=result.previous_metrics)
+            if self.compares_metrics:
+                record.update(metrics=result.metrics, previous_metrics=result.previous_metrics, **self.reviewed(result))
             self.check_served(context, record, what)
             verdict = verdict_of(self.quality_gate, result) if self.quality_gate is not None else None
         if verdict is not None:
-            record.update(
-                quality_gate=verdict.record(), metrics=result.metrics, previous_metrics=result.previous_metrics
-            )
+            record["quality_gate"] = verdict.record()
             self.log.info(
                 "Quality gate on %s: %s — %s (metrics %s, previous %s)",
                 what,
@@ -774,7 +788,11 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
             if not verdict.accepted:
                 refusal = f"The quality gate refused {what}: {verdict.reason}; nothing was switched"
                 self.not_switched(context, record, QualityGateRejectedError(refusal))
-        return self.switch(context, record)
+        return record, verdict
+
+    def reviewed(self, result: RetrainResult) -> dict[str, Any]:
+        """What else the record keeps of the result archive when metrics are compared (a review: data sizes)."""
+        return {}
 
     @property
     def compares_metrics(self) -> bool:
@@ -799,6 +817,10 @@ class PredictionOneSwitchModelOperator(PredictionOneBaseOperator):
         if retrained == served:  # switched already (a retry after the switch): nothing is replaced
             return
         self.log.info("%s: version %s served now; retrained version %s", what, served, retrained or "not known")
+        if self.allow_older and retrained is not None and retrained < served:
+            self.log.warning(
+                "%s: switching to version %s, older than version %s (allow_older=True)", what, retrained, served
+            )
         if not self.allow_older:
             if retrained is not None and retrained < served:
                 self.not_switched(
@@ -934,6 +956,7 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
     template_fields: Sequence[str] = ("model_id", "ip_rules")
     ui_color = "#fce8e6"
     task_state = "prediction_api"
+    event_ids = ("classifier_id",)
 
     def __init__(
         self,
@@ -962,34 +985,42 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
         self.model_id = model_id
         self.ip_rules = ip_rules
 
-    def execute(self, context: Context) -> Any:
-        model_id = model_id_value(self.model_id)
-        rules = api.validate_ip_rules(self.ip_rules)
-        self.check_waiting()
-        state = TaskState(context, "prediction_api")
-        recorded = state.get()
-        classifier_id = recorded.get("classifier_id") if recorded else None
-        if classifier_id and not self._exists(classifier_id):
-            classifier_id = None
-        if classifier_id:
-            self.log.info("Re-attaching to prediction API %s created by an earlier try", classifier_id)
-        else:
-            classifier_id = self.hook.create_prediction_api(model_id, rules).classifier_id
-            state.set({"classifier_id": classifier_id})
-            self.log.info("Prediction API %s for model %s is being built", classifier_id, model_id)
-        if not self.wait_for_completion:
-            return self.finished(self._describe(classifier_id))
-        from airflow_provider_predone.triggers.predone import PredictionOnePredictionApiTrigger
+    def prepare(self, scratch: Path) -> tuple[int, list[dict[str, Any]]]:
+        return model_id_value(self.model_id), api.validate_ip_rules(self.ip_rules)
 
-        trigger = PredictionOnePredictionApiTrigger(classifier_id=classifier_id, **self.trigger_kwargs())
-        return self.wait_for(context, trigger)
+    def describe_job(self, job: dict[str, Any]) -> str:
+        return f"prediction API {job.get('classifier_id')}"
 
-    def _exists(self, classifier_id: str) -> bool:
+    def job_exists(self, job: dict[str, Any], prepared: Any) -> bool:
+        if not job.get("classifier_id"):
+            return False
         try:
-            self.hook.get_prediction_api(classifier_id)
+            self.hook.get_prediction_api(job["classifier_id"])
         except NotFoundError:
             return False
         return True
+
+    def start(self, record: TaskState, prepared: Any, earlier: dict[str, Any] | None) -> dict[str, Any]:
+        model_id, rules = prepared
+        job = {"classifier_id": self.hook.create_prediction_api(model_id, rules).classifier_id}
+        record.set(job)  # the creation starts the build: its id is known only from the answer
+        self.log.info("Prediction API %s for model %s is being built", job["classifier_id"], model_id)
+        return job
+
+    def started(self, job: dict[str, Any]) -> dict[str, Any]:
+        return self._describe(job["classifier_id"])
+
+    def trigger(self, job: dict[str, Any]) -> StatusTrigger:
+        from airflow_provider_predone.triggers.predone import PredictionOnePredictionApiTrigger
+
+        return PredictionOnePredictionApiTrigger(classifier_id=job["classifier_id"], **self.trigger_kwargs())
+
+    def observe(self, trigger: StatusTrigger) -> JobStatus:
+        from airflow_provider_predone.triggers.base import JobStatus
+
+        prediction_api = self.hook.get_prediction_api(trigger.job_ids()["classifier_id"])
+        details = {"model_id": prediction_api.model_id, "version": prediction_api.version}
+        return JobStatus(prediction_api.status, None, details)
 
     def _describe(self, classifier_id: str) -> dict[str, Any]:
         prediction_api = self.hook.get_prediction_api(classifier_id)
@@ -1003,10 +1034,10 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
             }
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        event = validate_event(event, "classifier_id")
-        TaskState(context, "prediction_api").clear()
-        return self.finished(self._describe(event["classifier_id"]))
+    def finish(
+        self, context: Context, event: dict[str, Any], **kwargs: Any
+    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+        return self._describe(event["classifier_id"]), []
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """The model → the prediction API made."""

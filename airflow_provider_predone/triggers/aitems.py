@@ -36,8 +36,12 @@ class AitemsTrainingTrigger(StatusTrigger):
     async def fetch(self, client: AitemsAsyncClient) -> JobStatus:
         statuses = {}
         for train_type, version in self.versions.items():
-            training = await client.get_training(self.service_id, train_type, version)
+            training = await client.call(api.get_training(self.service_id, train_type, version))
             statuses[train_type] = str(training["status"])
+        return self.observed(statuses)
+
+    def observed(self, statuses: dict[str, str]) -> JobStatus:
+        """The trainings' statuses (type → status) as one status of the whole (also for a task's sync check)."""
         details = {"statuses": statuses}
         sets = self.statuses
         failed = {t: s for t, s in statuses.items() if sets.classify(s) is Phase.FAILURE}

@@ -205,13 +205,26 @@ class StatusTrigger(BaseTrigger):
         sensors' pokes all come here. A permanent API error is returned as an ``error`` event;
         a transient one is raised for the caller to retry.
         """
-        statuses = statuses or self.statuses
         try:
-            observed = await self.fetch(client)
+            observed: JobStatus | ApiError = await self.fetch(client)
         except ApiError as exc:
-            if exc.transient:
-                raise
-            return self._event("error", self._last_status, f"{self._name()}: {exc}", error_type=type(exc).__name__)
+            observed = exc
+        return self.judge(observed, statuses)
+
+    def judge(self, observed: JobStatus | ApiError, statuses: StatusSets | None = None) -> TriggerEvent | None:
+        """
+        What one observation of the job means: the event it ended with, or ``None`` while it runs.
+
+        Shared by :meth:`check` and a task's sync check before it defers, so both judge alike. A
+        permanent API error is an ``error`` event; a transient one is raised for the caller to retry.
+        """
+        statuses = statuses or self.statuses
+        if isinstance(observed, ApiError):
+            if observed.transient:
+                raise observed
+            return self._event(
+                "error", self._last_status, f"{self._name()}: {observed}", error_type=type(observed).__name__
+            )
         if observed.status != self._last_status:
             self.log.info("%s is now %r", self._name(), observed.status)
         self._last_status, self._last_details = observed.status, observed.details

@@ -89,3 +89,25 @@ def test_a_running_job_defers_with_the_first_poll_one_interval_and_at_least_the_
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})  # pokes once (running), then defers
     assert 3 <= deferred.value.trigger.first_poll_at - before < 8
+
+
+def test_the_check_before_deferring_starts_no_event_loop_on_the_worker(
+    connections: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's one check goes through the sync hook, judged by the trigger's own rules (issue 23, point 2)."""
+    from airflow_provider_predone import _event_loop
+
+    def no_event_loop(main: Any) -> Any:
+        main.close()
+        raise AssertionError("an event loop was started on the worker")
+
+    connections.configure(job_seconds=60)
+    hook = PredictionOneHook()
+    running = start_training(hook)
+    monkeypatch.setattr(_event_loop, "run", no_event_loop)
+    with pytest.raises(TaskDeferred):
+        operator(poll_interval=1).wait_for({}, trigger(running, poll_interval=1))
+    connections.finish_jobs()
+    wait_for("the training to finish", lambda: hook.get_train_status(running).status == "finished", timeout=30)
+    event = operator(poll_interval=1).wait_for({}, trigger(running, poll_interval=1))  # no TaskDeferred
+    assert (event["status"], event["job_status"], event["external_process_id"]) == ("success", "finished", running)
