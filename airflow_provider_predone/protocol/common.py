@@ -9,16 +9,19 @@ module and the vendor modules next to it, so endpoint knowledge is written exact
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
 import json
 import math
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Any, Generic, TypeVar
-from urllib.parse import urlencode
+from typing import Annotated, Any, Generic, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from airflow_provider_predone.exceptions import (
     ApiError,
@@ -184,6 +187,111 @@ class StatusSets:
         return f"success {sorted(self.success)}, failure {sorted(self.failure)}, running {sorted(self.running)}{rest}"
 
 
+# --- secrets in answers ------------------------------------------------------------------------
+
+
+class Secret(enum.Enum):
+    """How a response field declared secret is masked: as a whole, or as a presigned URL."""
+
+    KEY = "key"  #: an API or inference key: the value itself
+    URL = "url"  #: a presigned URL: the URL, its query and every signature-like value in it
+
+
+@dataclass(frozen=True, slots=True)
+class SecretKeys:
+    """Declares the secret keys of the JSON objects a field holds (a listing's items, a raw answer)."""
+
+    keys: Mapping[str, Secret]
+
+
+#: A key (``api_key: SecretKey = field(repr=False)``); masked, redacted from error excerpts.
+SecretKey = Annotated[str, Secret.KEY]
+#: A presigned URL; masked with its signature, redacted from error excerpts, dropped by :func:`without_urls`.
+PresignedUrl = Annotated[str, Secret.URL]
+
+#: Every response model, by class: its declared secret fields (name → how each is masked).
+RESPONSE_MODELS: dict[type, dict[str, Secret | SecretKeys]] = {}
+#: The JSON field names of keys declared by any response model: their values never reach an excerpt.
+SECRET_FIELD_NAMES: set[str] = set()
+
+ModelT = TypeVar("ModelT", bound=type)
+
+
+def response_model(cls: ModelT) -> ModelT:
+    """
+    Register a dataclass as a response model and read the secrets its annotations declare
+    (:data:`SecretKey`, :data:`PresignedUrl`, ``Annotated[..., SecretKeys({...})]``), so that
+    masking (:func:`secrets_in`, :func:`without_urls`) and excerpts (:func:`redact`) follow them.
+    """
+    declared: dict[str, Secret | SecretKeys] = {}
+    for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+        marker = _marker(hint)
+        if marker is not None:
+            declared[name] = marker
+            keys = marker.keys.items() if isinstance(marker, SecretKeys) else [(name, marker)]
+            # A URL keeps its place in an excerpt: without_query strips its signature.
+            SECRET_FIELD_NAMES.update(key for key, how in keys if how is Secret.KEY)
+    RESPONSE_MODELS[cls] = declared
+    _secret_field_pattern.cache_clear()
+    return cls
+
+
+def _marker(hint: Any) -> Secret | SecretKeys | None:
+    """The secret marker of a type hint, looking through ``X | None``."""
+    if typing.get_origin(hint) is Annotated:
+        return next((m for m in hint.__metadata__ if isinstance(m, Secret | SecretKeys)), None)
+    return next((m for arg in typing.get_args(hint) if (m := _marker(arg)) is not None), None)
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """A presigned URL, its query and the signature-like values in it: each must be masked."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    found = [url, parts.query] if parts.query else [url]
+    for name, value in parse_qsl(parts.query):
+        if any(word in name.lower() for word in ("signature", "credential", "token", "key")) and len(value) > 4:
+            found.append(value)
+    return found
+
+
+def _values(value: Any, how: Secret) -> list[str]:
+    if not isinstance(value, str) or not value:
+        return []
+    return url_secrets(value) if how is Secret.URL else [value]
+
+
+def secrets_in(answer: Any) -> list[str]:
+    """
+    Every secret an answer carries, read from its model's declaration, so that the sync hook
+    and the async client mask exactly the same values, each in its own way.
+    """
+    if isinstance(answer, list):
+        return list(dict.fromkeys(secret for item in answer for secret in secrets_in(item)))
+    found: list[str] = []
+    for name, how in RESPONSE_MODELS.get(type(answer), {}).items():
+        value = getattr(answer, name)
+        if isinstance(how, Secret):
+            found += _values(value, how)
+            continue
+        objects = value if isinstance(value, list) else [value]
+        for item in objects:
+            if isinstance(item, Mapping):
+                found += [s for key, kind in how.keys.items() for s in _values(item.get(key), kind)]
+    return list(dict.fromkeys(found))
+
+
+def without_urls(answer: T) -> T:
+    """An answer without the presigned URLs it may lack (those declared optional), for callers
+    that need only its status: nothing left to mask."""
+    declared = RESPONSE_MODELS.get(type(answer))
+    if not declared:
+        return answer
+    fields = dataclasses.fields(answer)  # type: ignore[arg-type]  # a registered model is a dataclass
+    drop = {f.name: None for f in fields if declared.get(f.name) is Secret.URL and f.default is None}
+    return dataclasses.replace(answer, **drop) if drop else answer  # type: ignore[type-var]
+
+
 # --- answers ---------------------------------------------------------------------------------
 
 ErrorMapper = Callable[[ApiRequest[Any], int, Any, str], ApiError | None]
@@ -300,10 +408,10 @@ def parse_retry_after(value: str | None) -> float | None:
 
 _SECRET_QUERY = re.compile(r"\?[^\s'\"<>]*")
 #: A field whose name says it holds a secret (``"api_key": "…"``, ``Authorization=…``), with its value.
+_NAME_WORDS = r"api[_-]?key|secret|token|password|passwd|signature|credential|authorization"
+_FIELD_VALUE = r"""(?P<value>"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s,;&}\]]+)"""
 _SECRET_FIELD = re.compile(
-    r"""(?P<name>["']?[\w-]*(?:api[_-]?key|secret|token|password|passwd|signature|credential|authorization)"""
-    r"""[\w-]*["']?\s*[:=]\s*)(?P<value>"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s,;&}\]]+)""",
-    re.IGNORECASE,
+    rf"""(?P<name>["']?[\w-]*(?:{_NAME_WORDS})[\w-]*["']?\s*[:=]\s*){_FIELD_VALUE}""", re.IGNORECASE
 )
 
 
@@ -316,8 +424,20 @@ def snippet(body: bytes | str, limit: int = 300) -> str:
 
 
 def redact(text: str) -> str:
-    """Replace the values of fields named like secrets (``api_key``, ``token``, ...) with ``<redacted>``."""
-    return _SECRET_FIELD.sub(lambda m: f'{m["name"]}"<redacted>"', text)
+    """Replace the values of fields named like secrets (``api_key``, ``token``, ...) or declared
+    secret by a response model (``result_url``) with ``<redacted>``."""
+    return _secret_field_pattern(frozenset(SECRET_FIELD_NAMES)).sub(lambda m: f'{m["name"]}"<redacted>"', text)
+
+
+@functools.cache
+def _secret_field_pattern(declared: frozenset[str]) -> re.Pattern[str]:
+    if not declared:
+        return _SECRET_FIELD
+    names = "|".join(re.escape(name) for name in sorted(declared, key=len, reverse=True))
+    return re.compile(
+        rf"""(?P<name>["']?(?:[\w-]*(?:{_NAME_WORDS})[\w-]*|{names})["']?\s*[:=]\s*){_FIELD_VALUE}""",
+        re.IGNORECASE,
+    )
 
 
 def without_query(text: str) -> str:

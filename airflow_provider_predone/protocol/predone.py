@@ -19,9 +19,9 @@ import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from airflow_provider_predone.exceptions import (
     ApiError,
@@ -33,7 +33,21 @@ from airflow_provider_predone.exceptions import (
     PredictionApiNotRunningError,
     ServerError,
 )
-from airflow_provider_predone.protocol.common import ApiRequest, Credential, StatusSets, path_id, snippet
+from airflow_provider_predone.protocol.common import (
+    ApiRequest,
+    Credential,
+    PresignedUrl,
+    Secret,
+    SecretKey,
+    SecretKeys,
+    StatusSets,
+    path_id,
+    response_model,
+    snippet,
+)
+from airflow_provider_predone.protocol.common import secrets_in as secrets_in  # where callers found them
+from airflow_provider_predone.protocol.common import url_secrets as url_secrets
+from airflow_provider_predone.protocol.common import without_urls as without_urls
 from airflow_provider_predone.protocol.fields import (
     AnswerFieldError,
     AnswerShapeError,
@@ -153,24 +167,28 @@ def validate_ip_rules(rules: Any) -> list[dict[str, Any]]:
 
 
 # --- results -------------------------------------------------------------------------------
-# Fields holding secrets (keys, presigned URLs) are excluded from repr so they never reach a
-# log through an f-string or a debugger dump.
+# Each answer is a response model that declares its secret fields (keys, presigned URLs): masking
+# and error excerpts follow the declaration (protocol.common.secrets_in), and ``repr=False``
+# keeps them out of an f-string or a debugger dump.
 
 
+@response_model
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    api_key: str = field(repr=False)
+    api_key: SecretKey = field(repr=False)
     end_date: datetime | None
 
 
+@response_model
 @dataclass(frozen=True, slots=True)
 class UploadUrls:
     external_process_id: str
-    learn_data_set_upload_url: str = field(repr=False)
-    eval_data_set_upload_url: str = field(repr=False)
-    column_info_upload_url: str = field(repr=False)
+    learn_data_set_upload_url: PresignedUrl = field(repr=False)
+    eval_data_set_upload_url: PresignedUrl = field(repr=False)
+    column_info_upload_url: PresignedUrl = field(repr=False)
 
 
+@response_model
 @dataclass(frozen=True, slots=True)
 class TrainStatus:
     status: str
@@ -178,24 +196,27 @@ class TrainStatus:
     updated_datetime: str | None = None
     message: str | None = None
     model_id: int | None = None
-    result_url: str | None = field(default=None, repr=False)
+    result_url: PresignedUrl | None = field(default=None, repr=False)
 
 
+@response_model
 @dataclass(frozen=True, slots=True)
 class RetrainUpload:
     retrain_job_id: str
-    upload_url: str = field(repr=False)
+    upload_url: PresignedUrl = field(repr=False)
 
 
+@response_model
 @dataclass(frozen=True, slots=True)
 class RetrainStatus:
     status: str
     retrain_job_id: str
     model_id: int | None = None
     message: str | None = None
-    download_url: str | None = field(default=None, repr=False)
+    download_url: PresignedUrl | None = field(default=None, repr=False)
 
 
+@response_model
 @dataclass(frozen=True, slots=True)
 class PredictionApi:
     """A prediction API ("classifier"). ``api_key`` and ``url`` authorise inference."""
@@ -205,27 +226,29 @@ class PredictionApi:
     status: str
     version: int | None
     active: bool | None
-    api_key: str = field(repr=False)
+    api_key: SecretKey = field(repr=False)
     url: str = field(repr=False)
-    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    raw: Annotated[Mapping[str, Any], SecretKeys({"api_key": Secret.KEY})] = field(repr=False, compare=False)
 
     def public(self) -> dict[str, Any]:
         """Everything but the inference key: safe for XCom and logs."""
         return {k: v for k, v in self.raw.items() if k != "api_key"}
 
 
+@response_model
 @dataclass(frozen=True, slots=True)
 class CreatedPredictionApi:
     classifier_id: str
     version: int | None
-    api_key: str = field(repr=False)
+    api_key: SecretKey = field(repr=False)
 
 
+@response_model
 @dataclass(frozen=True, slots=True)
 class Page:
     """One page of a listing: ``items`` plus the vendor's ``metadata`` (offset, limit, total)."""
 
-    items: list[dict[str, Any]]
+    items: Annotated[list[dict[str, Any]], SecretKeys({"download_url": Secret.URL})] = field(repr=False)
     offset: int
     limit: int
     total: int | None
@@ -648,6 +671,7 @@ class InferenceOptions:
     pc: str | None = None
 
 
+@response_model
 @dataclass(frozen=True, slots=True)
 class InferenceResult:
     version: int | None
@@ -686,55 +710,6 @@ def _inference_result(payload: Any) -> InferenceResult:
     body = _dict(payload)
     outputs = {str(o["name"]): base64.b64decode(o["data"], validate=True) for o in _list(body["outputs"], "outputs")}
     return InferenceResult(version=optional_answer_int(body.get("version"), "version"), outputs=outputs)
-
-
-# --- secrets in answers ------------------------------------------------------------------------
-
-
-def url_secrets(url: str | None) -> list[str]:
-    """A presigned URL, its query and the signature-like values in it: each must be masked."""
-    if not url:
-        return []
-    from urllib.parse import parse_qsl, urlsplit
-
-    parts = urlsplit(url)
-    found = [url, parts.query] if parts.query else [url]
-    for name, value in parse_qsl(parts.query):
-        if any(word in name.lower() for word in ("signature", "credential", "token", "key")) and len(value) > 4:
-            found.append(value)
-    return found
-
-
-def without_urls(answer: T) -> T:
-    """A status answer without its presigned URL, for callers that need only the status."""
-    if isinstance(answer, TrainStatus):
-        return replace(answer, result_url=None)  # type: ignore[return-value]  # T is TrainStatus here
-    if isinstance(answer, RetrainStatus):
-        return replace(answer, download_url=None)  # type: ignore[return-value]  # T is RetrainStatus here
-    return answer
-
-
-def secrets_in(answer: Any) -> list[str]:
-    """
-    Every secret an answer carries (API keys, inference keys, presigned URLs), so that the sync
-    hook and the async client mask exactly the same values, each in its own way.
-    """
-    if isinstance(answer, ApiKey | CreatedPredictionApi | PredictionApi):
-        return [answer.api_key] if answer.api_key else []
-    if isinstance(answer, TrainStatus):
-        return url_secrets(answer.result_url)
-    if isinstance(answer, RetrainStatus):
-        return url_secrets(answer.download_url)
-    if isinstance(answer, RetrainUpload):
-        return url_secrets(answer.upload_url)
-    if isinstance(answer, UploadUrls):
-        urls = (answer.learn_data_set_upload_url, answer.eval_data_set_upload_url, answer.column_info_upload_url)
-        return [secret for url in urls for secret in url_secrets(url)]
-    if isinstance(answer, Page):
-        return [secret for item in answer.items for secret in url_secrets(item.get("download_url"))]
-    if isinstance(answer, list):
-        return [secret for item in answer for secret in secrets_in(item)]
-    return []
 
 
 # --- errors ------------------------------------------------------------------------------------
