@@ -202,7 +202,7 @@ class AitemsHook(BaseHook):
 
 
 class AitemsAsyncClient:
-    """Signed status checks over one session; built by :meth:`AitemsHook.async_client`."""
+    """Any request of :mod:`~..protocol.aitems`, signed, over one session; built by :meth:`AitemsHook.async_client`."""
 
     def __init__(self, info: AitemsConnection, transport: AsyncTransport) -> None:
         self.info = info
@@ -211,7 +211,3 @@ class AitemsAsyncClient:
     async def call(self, request: ApiRequest[T]) -> T:
         """Send one idempotent request, signed at each attempt."""
         return await self._transport.send(request, self.info.headers_for(request))
-
-    async def get_training(self, service_id: str, train_type: str, version: str) -> dict[str, Any]:
-        """A5 View training, for the triggers."""
-        return await self.call(api.get_training(service_id, train_type, version))

@@ -158,6 +158,57 @@ class ApiKeyCache:
 API_KEYS = ApiKeyCache()
 
 
+class ApiKeyPolicy:
+    """
+    Which key a request carries, for both transports: a key typed in the connection, else one
+    obtained with the Secret key (Get API Key) and cached in :data:`API_KEYS`; a cached key the
+    service refuses as inactive or unknown is dropped and obtained anew once. No I/O here: the
+    sync hook and the async client each send Get API Key and the request in their own way.
+
+    :param info: the connection.
+    """
+
+    def __init__(self, info: PredictionOneConnection) -> None:
+        self.info = info
+
+    def known(self, credential: Credential, model_id: int | None) -> str | None:
+        """The key to send without asking the service: typed in the connection, or cached."""
+        return self.info.direct_key(credential) or API_KEYS.get(self.info.cache_key(credential, model_id))
+
+    def fetch(self, credential: Credential, model_id: int | None) -> tuple[ApiRequest[api.ApiKey], dict[str, str]]:
+        """Get API Key for this kind of key, with the headers that authorise it."""
+        return api.get_api_key(credential, model_id), self.secret_key_headers()
+
+    def secret_key_headers(self) -> dict[str, str]:
+        if not self.info.secret_key:
+            raise AuthenticationError(
+                f"Connection {self.info.settings.conn_id!r} has no Secret key (password field): it is needed to "
+                "obtain API keys (or set train_api_key / retrain_api_key in its extras)"
+            )
+        return {"x-api-key": self.info.secret_key}
+
+    def keep(self, credential: Credential, model_id: int | None, issued: api.ApiKey) -> str:
+        """Cache a key just obtained (the caller has masked it) and return it."""
+        API_KEYS.put(self.info.cache_key(credential, model_id), issued)
+        return issued.api_key
+
+    def lock(self, credential: Credential, model_id: int | None) -> asyncio.Lock:
+        """Single flight for the async client: concurrent triggers wait for one Get API Key."""
+        return API_KEYS.lock(self.info.cache_key(credential, model_id))
+
+    def renews(self, request: ApiRequest[Any], sent: str, exc: AuthenticationError, log: Any) -> bool:
+        """
+        Whether to try once more with a fresh key: an obtained train or retrain key refused as
+        inactive or unknown. It is dropped from the cache unless another call (many triggers
+        share one key) already replaced it; either way the next try uses the current key.
+        """
+        if not self.info.renews_refused_key(request.credential, exc):
+            return False
+        if API_KEYS.drop(self.info.cache_key(request.credential, request.model_id), sent):
+            log.info("%s: the cached API key was refused (%s); obtaining a new one", request.name, exc.vendor_message)
+        return True
+
+
 def mask_url(url: str | None) -> None:
     """Presigned URLs are credentials: mask the URL and its signature wherever they could be logged."""
     for secret in api.url_secrets(url):
@@ -198,29 +249,21 @@ class PredictionOneHook(BaseHook):
     def _transport(self) -> SyncTransport:
         return SyncTransport(self.connection_info.settings, api.map_error, self.log)
 
-    def _secret_key_headers(self, info: PredictionOneConnection) -> dict[str, str]:
-        if not info.secret_key:
-            raise AuthenticationError(
-                f"Connection {info.settings.conn_id!r} has no Secret key (password field): it is needed to "
-                "obtain API keys (or set train_api_key / retrain_api_key in its extras)"
-            )
-        return {"x-api-key": info.secret_key}
+    @cached_property
+    def keys(self) -> ApiKeyPolicy:
+        """The API-key policy of this hook's connection (shared with the async client)."""
+        return ApiKeyPolicy(self.connection_info)
 
     def _api_key(self, credential: Credential, model_id: int | None) -> str:
-        info = self.connection_info
-        if direct := info.direct_key(credential):
-            return direct
-        cache_key = info.cache_key(credential, model_id)
-        if cached := API_KEYS.get(cache_key):
-            return cached
-        issued = self._transport.send(api.get_api_key(credential, model_id), self._secret_key_headers(info))
+        if known := self.keys.known(credential, model_id):
+            return known
+        issued = self._transport.send(*self.keys.fetch(credential, model_id))
         mask_secret(issued.api_key)
-        API_KEYS.put(cache_key, issued)
-        return issued.api_key
+        return self.keys.keep(credential, model_id, issued)
 
     def _headers(self, request: ApiRequest[Any]) -> dict[str, str]:
         if request.credential is Credential.SECRET_KEY:
-            return self._secret_key_headers(self.connection_info)
+            return self.keys.secret_key_headers()
         if request.credential in (Credential.TRAIN, Credential.RETRAIN):
             return {"x-api-key": self._api_key(request.credential, request.model_id)}
         return {}
@@ -228,45 +271,24 @@ class PredictionOneHook(BaseHook):
     def call(self, request: ApiRequest[T], *, reconcile: Callable[[], T | None] | None = None) -> T:
         """
         Send one request built by :mod:`airflow_provider_predone.protocol.predone`; the secrets
-        of its answer (keys, presigned URLs: :func:`~..protocol.predone.secrets_in`) are masked.
-
-        A cached key the service calls inactive or unknown (expired early, revoked) is dropped
-        and replaced once before the error is raised.
+        its response model declares (keys, presigned URLs: :func:`~..protocol.common.secrets_in`)
+        are masked. A refused cached key is replaced once (:meth:`ApiKeyPolicy.renews`).
         """
         headers = self._headers(request)
         try:
             answer = self._transport.send(request, headers, reconcile=reconcile)
         except AuthenticationError as exc:
-            if not self._forget_stale_key(request, headers, exc):
+            if not self.keys.renews(request, headers.get("x-api-key", ""), exc, self.log):
                 raise
             answer = self._transport.send(request, self._headers(request), reconcile=reconcile)
         for secret in api.secrets_in(answer):
             mask_secret(secret)
         return answer
 
-    def _forget_stale_key(self, request: ApiRequest[Any], headers: Mapping[str, str], exc: AuthenticationError) -> bool:
-        """
-        Whether to try once more with a fresh key: an obtained train or retrain key refused as
-        inactive or unknown. It is dropped from the cache unless another call already replaced
-        it; either way the next try uses the current key.
-        """
-        info = self.connection_info
-        if not info.renews_refused_key(request.credential, exc):
-            return False
-        if API_KEYS.drop(info.cache_key(request.credential, request.model_id), headers.get("x-api-key", "")):
-            self.log.info(
-                "%s: the cached API key was refused (%s); obtaining a new one",
-                request.name,
-                exc.vendor_message,
-            )
-        return True
-
     def get_api_key(self, credential_type: str = "train", model_id: int | None = None) -> str:
         """T1 Get API Key (bypassing the cache). The key is masked in logs."""
         credential = Credential(credential_type)
-        issued = self._transport.send(
-            api.get_api_key(credential, model_id), self._secret_key_headers(self.connection_info)
-        )
+        issued = self._transport.send(*self.keys.fetch(credential, model_id))
         mask_secret(issued.api_key)
         return issued.api_key
 
@@ -280,7 +302,7 @@ class PredictionOneHook(BaseHook):
             info = self.connection_info
             once = SyncTransport(dataclasses.replace(info.settings, max_retries=0), api.map_error, self.log)
             try:
-                issued = once.send(api.get_api_key(Credential.TRAIN), self._secret_key_headers(info))
+                issued = once.send(*ApiKeyPolicy(info).fetch(Credential.TRAIN, None))
             finally:
                 once.close()
         except TransientApiError as exc:
@@ -524,48 +546,46 @@ class PredictionOneHook(BaseHook):
 
 
 class PredictionOneAsyncClient:
-    """Status checks and inference over one session; built by :meth:`PredictionOneHook.async_client`."""
+    """
+    Any request of :mod:`~..protocol.predone` over one session (``await client.call(api.get_train_status(epid))``),
+    with the hook's API-key policy; built by :meth:`PredictionOneHook.async_client`.
+    """
 
     def __init__(self, info: PredictionOneConnection, transport: AsyncTransport) -> None:
         self.info = info
+        self.keys = ApiKeyPolicy(info)
         self._transport = transport
 
     async def _api_key(self, credential: Credential, model_id: int | None) -> str:
         from airflow_provider_predone._compat import amask_secret
 
-        if direct := self.info.direct_key(credential):
-            return direct
-        cache_key = self.info.cache_key(credential, model_id)
-        async with API_KEYS.lock(cache_key):
-            if cached := API_KEYS.get(cache_key):
-                return cached
-            if not self.info.secret_key:
-                raise AuthenticationError(
-                    f"Connection {self.info.settings.conn_id!r} has no Secret key (password field) to obtain "
-                    "API keys with"
-                )
-            issued = await self._transport.send(
-                api.get_api_key(credential, model_id), {"x-api-key": self.info.secret_key}
-            )
+        if known := self.keys.known(credential, model_id):
+            return known
+        async with self.keys.lock(credential, model_id):
+            if known := self.keys.known(credential, model_id):  # another trigger obtained it meanwhile
+                return known
+            issued = await self._transport.send(*self.keys.fetch(credential, model_id))
             await amask_secret(issued.api_key)
-            API_KEYS.put(cache_key, issued)
-            return issued.api_key
+            return self.keys.keep(credential, model_id, issued)
+
+    async def _headers(self, request: ApiRequest[Any]) -> dict[str, str]:
+        if request.credential is Credential.SECRET_KEY:
+            return self.keys.secret_key_headers()
+        if request.credential in (Credential.TRAIN, Credential.RETRAIN):
+            return {"x-api-key": await self._api_key(request.credential, request.model_id)}
+        return {}
 
     async def call(self, request: ApiRequest[T]) -> T:
         """Send an idempotent request; a refused cached key is replaced once, as in the hook."""
         from airflow_provider_predone._compat import amask_secret
 
-        key = await self._api_key(request.credential, request.model_id)
+        headers = await self._headers(request)
         try:
-            answer = await self._transport.send(request, {"x-api-key": key})
+            answer = await self._transport.send(request, headers)
         except AuthenticationError as exc:
-            if not self.info.renews_refused_key(request.credential, exc):
+            if not self.keys.renews(request, headers.get("x-api-key", ""), exc, self._transport.log):
                 raise
-            # Many triggers share one cached key: the first to see it refused drops it, the
-            # others find it replaced already; each tries once more with the current key.
-            API_KEYS.drop(self.info.cache_key(request.credential, request.model_id), key)
-            key = await self._api_key(request.credential, request.model_id)
-            answer = await self._transport.send(request, {"x-api-key": key})
+            answer = await self._transport.send(request, await self._headers(request))
         # Status checks (the triggers') need no result URL: it is dropped rather than masked.
         # Airflow's masker recompiles one pattern of every secret it holds on each new one, and a
         # triggerer never forgets one: 300 finished jobs would cost its event loop 160 s of CPU
@@ -574,18 +594,6 @@ class PredictionOneAsyncClient:
         for secret in api.secrets_in(answer):
             await amask_secret(secret)
         return answer
-
-    async def get_train_status(self, external_process_id: str) -> api.TrainStatus:
-        """T5 Train Status Check (without its ``result_url``)."""
-        return await self.call(api.get_train_status(external_process_id))
-
-    async def get_retrain_status(self, retrain_job_id: str, model_id: int) -> api.RetrainStatus:
-        """R2 Retrain Status Check (without its ``download_url``)."""
-        return await self.call(api.get_retrain_status(retrain_job_id, model_id))
-
-    async def get_prediction_api(self, classifier_id: str) -> api.PredictionApi:
-        """C2 for one prediction API."""
-        return await self.call(api.get_prediction_api(classifier_id))
 
     async def infer(
         self, prediction_api: api.PredictionApi, csv_bytes: bytes, options: api.InferenceOptions

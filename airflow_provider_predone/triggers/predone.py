@@ -34,7 +34,7 @@ class PredictionOneTrainTrigger(_PredictionOneTrigger):
         return {"external_process_id": self.external_process_id}
 
     async def fetch(self, client: PredictionOneAsyncClient) -> JobStatus:
-        status = await client.get_train_status(self.external_process_id)
+        status = await client.call(api.get_train_status(self.external_process_id))
         return JobStatus(status.status, status.message, {"updated_datetime": status.updated_datetime})
 
 
@@ -58,7 +58,7 @@ class PredictionOneRetrainTrigger(_PredictionOneTrigger):
         return {"retrain_job_id": self.retrain_job_id, "model_id": self.model_id}
 
     async def fetch(self, client: PredictionOneAsyncClient) -> JobStatus:
-        status = await client.get_retrain_status(self.retrain_job_id, self.model_id)
+        status = await client.call(api.get_retrain_status(self.retrain_job_id, self.model_id))
         return JobStatus(status.status, status.message)
 
 
@@ -80,7 +80,7 @@ class PredictionOnePredictionApiTrigger(_PredictionOneTrigger):
         return {"classifier_id": self.classifier_id}
 
     async def fetch(self, client: PredictionOneAsyncClient) -> JobStatus:
-        prediction_api = await client.get_prediction_api(self.classifier_id)
+        prediction_api = await client.call(api.get_prediction_api(self.classifier_id))
         return JobStatus(
             prediction_api.status,
             None,

@@ -212,7 +212,8 @@ def test_a_cached_key_refused_under_many_concurrent_checks_is_replaced_once(
     async def checks(n: int) -> list[str]:
         async with hook.async_client() as client:
             return [
-                status.status for status in await asyncio.gather(*(client.get_train_status(epid) for _ in range(n)))
+                status.status
+                for status in await asyncio.gather(*(client.call(api.get_train_status(epid)) for _ in range(n)))
             ]
 
     assert asyncio.run(checks(1)) == ["finished"]
@@ -411,7 +412,7 @@ async def test_async_client_shares_one_session_and_the_key(connections: Emulator
     API_KEYS.clear()
     async with hook.async_client() as first, hook.async_client() as second:
         assert first._transport.session is second._transport.session
-        statuses = await asyncio.gather(*(first.get_train_status(epid) for _ in range(20)))
+        statuses = await asyncio.gather(*(first.call(api.get_train_status(epid)) for _ in range(20)))
     assert {s.status for s in statuses} == {"finished"}
     assert first._transport.session.closed
     assert connections.state()["api_keys_issued"] == 2  # one for the sync hook, one (single flight) async

@@ -40,6 +40,7 @@ from airflow_provider_predone.exceptions import (
 from airflow_provider_predone.hooks.aitems import AitemsHook
 from airflow_provider_predone.hooks.predone import API_KEYS, PredictionOneHook
 from airflow_provider_predone.operators.predone import PredictionOneTrainOperator
+from airflow_provider_predone.protocol import predone as api
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SIGNATURE = "f" * 64  # what a presigned URL's signature looks like; must never appear in a message
@@ -363,7 +364,7 @@ async def test_the_triggers_async_client_reads_them_the_same_way(
     hostile.routes["/v1/external/models/results"] = HostileServer.answering(status, body)
     async with PredictionOneHook().async_client() as client:
         with pytest.raises(error, match=expected):
-            await client.get_train_status("p-1")
+            await client.call(api.get_train_status("p-1"))
 
 
 @pytest.mark.parametrize(
