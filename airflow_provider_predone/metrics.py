@@ -10,12 +10,19 @@ case-, width- and space-insensitively. A value found under a key, column or row 
 served model's; anything else is the new model's. When that guess cannot work for an
 archive, a ``metrics_reader`` (a callable on the extracted folder) replaces it.
 
+The same pass finds the archive's summary, what it says of the model beside its metrics
+(version, model id, row counts): the first JSON object (shallower paths first) that has an
+integer under one of :data:`SUMMARY_KEYS` at its top level, or whose member calls itself a
+summary (:data:`SUMMARY_WORDS` in its name). No file name is assumed, so production code reads
+every result archive through this module, whatever its members are called.
+
 Standard library and light modules of this package only: operators import this module at DAG parse.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import re
 import unicodedata
@@ -25,7 +32,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from airflow_provider_predone.exceptions import InvalidInputError, MetricNotFoundError
-from airflow_provider_predone.files import DEFAULT_LIMITS, load_json_member
+from airflow_provider_predone.files import DEFAULT_LIMITS, MemberTooLargeError, load_json_member
+
+log = logging.getLogger(__name__)
 
 #: What a ``metrics_reader`` returns: the new model's metrics, or ``(new, previous)``.
 MetricsReader = Callable[[Path], Any]
@@ -58,6 +67,10 @@ _VALUE_KEYS = ("value", "score", "値", "スコア", "評価値")
 #: JSON members larger than this are not parsed (predictions, not summaries); an operator's
 #: ``result_limits`` (``max_json_bytes``) changes it for its task.
 MAX_JSON_BYTES = DEFAULT_LIMITS.max_json_bytes
+#: Top-level keys of a JSON member that make it the archive's summary (see :attr:`FoundMetrics.summary`).
+SUMMARY_KEYS = ("model_id", "version", "trained_rows")
+#: Words in a JSON member's name that make its object the archive's summary whatever its keys.
+SUMMARY_WORDS = ("summary", "サマリ", "概要")
 #: CSV rows read per member: metrics tables are small; prediction files are long.
 MAX_CSV_ROWS = 200
 #: Characters read per CSV member at most, so one endless line is not read whole.
@@ -110,12 +123,15 @@ class FoundMetrics:
     :param previous_metrics: the served model's metrics, or ``None``.
     :param sources: the members the values came from.
     :param members: every file of the archive (relative paths), for error messages.
+    :param summary: the archive's summary (a JSON object saying the model's version, id or row
+        counts, see :func:`is_summary`), or ``None``.
     """
 
     metrics: dict[str, float] | None
     previous_metrics: dict[str, float] | None
     sources: tuple[str, ...] = ()
     members: tuple[str, ...] = ()
+    summary: dict[str, Any] | None = None
 
 
 class _Collector:
@@ -125,6 +141,12 @@ class _Collector:
         self.new: dict[str, float] = {}
         self.previous: dict[str, float] = {}
         self.sources: list[str] = []
+        self.summary: dict[str, Any] | None = None
+
+    def offer_summary(self, member: str, document: Any) -> None:
+        """Keep ``document`` as the archive's summary if it is the first that is one."""
+        if self.summary is None and is_summary(document, member):
+            self.summary = document
 
     def add(self, source: str, previous: bool, values: Mapping[str, float]) -> None:
         if not values:
@@ -134,6 +156,45 @@ class _Collector:
             target.setdefault(name, value)
         if source not in self.sources:
             self.sources.append(source)
+
+
+def is_summary(document: Any, member: str = "") -> bool:
+    """
+    Whether a JSON document is an archive summary: an object with an integer under one of
+    :data:`SUMMARY_KEYS` (``version``, ``model_id``, ``trained_rows``), or any object in a member
+    whose name says it is one (:data:`SUMMARY_WORDS`).
+
+    :param member: the member's path in the archive.
+    """
+    if not isinstance(document, dict):
+        return False
+    name = unicodedata.normalize("NFKC", member.rpartition("/")[2]).casefold()
+    return any(word in name for word in SUMMARY_WORDS) or any(
+        isinstance(document.get(key), int) and not isinstance(document.get(key), bool) for key in SUMMARY_KEYS
+    )
+
+
+def _json_first(members: list[str]) -> list[str]:
+    """JSON members before the others, shallower paths before deeper ones: the order discovery reads in."""
+    return sorted(members, key=lambda m: (not m.lower().endswith(".json"), m.count("/"), m))
+
+
+def find_summary(directory: Path, *, max_json_bytes: int = MAX_JSON_BYTES) -> dict[str, Any] | None:
+    """
+    The summary of an extracted archive (see :attr:`FoundMetrics.summary`), or ``None``.
+
+    :param max_json_bytes: JSON members larger than this are skipped unread.
+    """
+    for member in _json_first(members_of(directory)):
+        if not member.lower().endswith(".json"):
+            break
+        try:
+            document = load_json_member(directory / member, max_json_bytes)
+        except (OSError, ValueError):
+            continue
+        if is_summary(document, member):
+            return dict(document)
+    return None
 
 
 def members_of(directory: Path) -> list[str]:
@@ -152,8 +213,7 @@ def discover(directory: Path, *, max_json_bytes: int = MAX_JSON_BYTES) -> FoundM
     """
     members = members_of(directory)
     found = _Collector()
-    ordered = sorted(members, key=lambda m: (not m.lower().endswith(".json"), m.count("/"), m))
-    for member in ordered:
+    for member in _json_first(members):
         path = directory / member
         suffix = path.suffix.lower()
         if suffix == ".json":
@@ -165,6 +225,7 @@ def discover(directory: Path, *, max_json_bytes: int = MAX_JSON_BYTES) -> FoundM
         previous_metrics=found.previous or None,
         sources=tuple(found.sources),
         members=tuple(members),
+        summary=found.summary,
     )
 
 
@@ -174,8 +235,12 @@ def discover(directory: Path, *, max_json_bytes: int = MAX_JSON_BYTES) -> FoundM
 def _from_json(member: str, path: Path, found: _Collector, max_bytes: int) -> None:
     try:
         document = load_json_member(path, max_bytes)
-    except (OSError, ValueError):  # not JSON, or too large (predictions, not metrics): skipped
+    except MemberTooLargeError as exc:  # predictions, not a summary, most likely; said, as it may be neither
+        log.warning("%s", exc)
         return
+    except (OSError, ValueError):  # not JSON: skipped
+        return
+    found.offer_summary(member, document)
     sets: list[tuple[int, bool, dict[str, float]]] = []
     try:
         _walk(document, (), sets)
@@ -336,7 +401,13 @@ def read_metrics(
         new, previous = _float_metrics(value[0], repr(value)), _float_metrics(value[1], repr(value))
     else:
         new, previous = _float_metrics(value, repr(value)), None
-    return FoundMetrics(new, previous, sources=(f"metrics_reader {name}",), members=tuple(members_of(directory)))
+    return FoundMetrics(
+        new,
+        previous,
+        sources=(f"metrics_reader {name}",),
+        members=tuple(members_of(directory)),
+        summary=find_summary(directory, max_json_bytes=max_json_bytes),
+    )
 
 
 @dataclass(frozen=True)
@@ -348,7 +419,8 @@ class RetrainResult:
     :param metrics: the retrained model's metrics (canonical names: ``auc``, ``accuracy``,
         ``rmse``, ...), where discovery or the ``metrics_reader`` found them, else ``None``.
     :param previous_metrics: the metrics of the model served until now, where found.
-    :param summary: the emulator's ``model_summary.json``, where present (else ``None``).
+    :param summary: the archive's summary (version, model id, row counts; see
+        :attr:`FoundMetrics.summary`), where it has one (else ``None``).
     :param members: every file of the archive, relative to ``path``.
     """
 

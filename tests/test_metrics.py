@@ -184,3 +184,38 @@ def test_metric_gate_can_read_the_archive_itself(tmp_path: Path) -> None:
     verdict = metric_gate("auc", metrics_reader=reader)(RetrainResult(tmp_path, None, None))
     assert verdict.accepted
     assert (verdict.value, verdict.previous) == (0.9, 0.8)
+
+
+def test_the_summary_is_found_under_any_name_and_read_alike_with_a_reader(tmp_path: Path) -> None:
+    # Not the emulator's model_summary.json: the vendor's layout is undocumented, so the version
+    # a switch checks must come from whatever JSON member says it.
+    summary = {"model_id": 3, "version": 2, "previous": {"version": 1, "metrics": {"auc": 0.8}}, "auc": 0.9}
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "overview.json").write_text(json.dumps(summary))
+    (tmp_path / "columns.json").write_text(json.dumps({"columns": ["a", "b"], "version": "v2"}))  # no integer
+    found = discover(tmp_path)
+    assert found.summary == summary
+    assert (found.metrics, found.previous_metrics) == ({"auc": 0.9}, {"auc": 0.8})
+    assert read_metrics(tmp_path, lambda path: {"auc": 0.5}).summary == summary
+    assert discover(tmp_path, max_json_bytes=10).summary is None  # too large to parse: not read
+
+
+def test_the_summary_in_every_emulator_layout(layouts) -> None:
+    summary = discover(layouts["summary-json"][0]).summary
+    assert summary is not None
+    assert isinstance(summary["version"], int)
+    assert isinstance(summary["model_id"], int)
+    for layout in ("metrics-csv-ja", "nested-json", "no-metrics"):  # no top-level summary object
+        assert discover(layouts[layout][0]).summary is None
+
+
+def test_no_production_module_names_the_emulators_result_file() -> None:
+    from helpers import REPO
+
+    package = REPO / "airflow_provider_predone"
+    naming = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "emulator" not in path.relative_to(package).parts and "model_summary" in path.read_text()
+    ]
+    assert naming == []

@@ -54,8 +54,8 @@ class ArchiveLimits:
     :param max_total_bytes: bytes of all members together, counted as they are decompressed.
     :param max_ratio: how many times its compressed size one member may expand to, once it is
         larger than :data:`RATIO_GRACE_BYTES` (``math.inf`` turns the check off).
-    :param max_json_bytes: the largest JSON member parsed (the metrics search and
-        ``model_summary.json``); a larger one stays on disk, unread.
+    :param max_json_bytes: the largest JSON member parsed (the search for metrics and the
+        archive's summary); a larger one stays on disk, unread.
     """
 
     max_members: int = 10_000
