@@ -13,6 +13,8 @@ from airflow_provider_predone.sensors.base import JobSensor
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import XComArg
 
+    from airflow_provider_predone.triggers.base import StatusTrigger
+
 
 def check_versions(versions: dict[Any, Any], name: str) -> dict[Any, Any]:
     """Check each version of ``{train_type: version}`` as a URL path id, naming it; the same dict."""
@@ -34,10 +36,15 @@ class AitemsTrainingSensor(JobSensor):
     """
 
     template_fields: Sequence[str] = ("service_id", "train_type", "version")
-    trigger_path = "airflow_provider_predone.triggers.aitems.AitemsTrainingTrigger"
     id_fields = ("service_id", "versions")
     id_checks = {"versions": check_versions}
     conn_field = "aitems_conn_id"
+
+    @staticmethod
+    def trigger_class() -> type[StatusTrigger]:
+        from airflow_provider_predone.triggers.aitems import AitemsTrainingTrigger
+
+        return AitemsTrainingTrigger
 
     def __init__(
         self,

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
     from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
+    from airflow_provider_predone.triggers.base import StatusTrigger
+
 
 class JobSensor(BaseSensorOperator):
     """
@@ -52,8 +54,6 @@ class JobSensor(BaseSensorOperator):
     classification and one transient-error rule for every way of waiting.
     """
 
-    #: the trigger's import path
-    trigger_path: str = ""
     #: names of the id attributes, passed to the trigger under the same names
     id_fields: tuple[str, ...] = ()
     #: how an id is checked before any status call, by name: ``check(value, name)`` returns the id
@@ -100,8 +100,9 @@ class JobSensor(BaseSensorOperator):
             from airflow.triggers.base import StartTriggerArgs
 
             self.start_from_trigger = True
+            trigger_cls = self.trigger_class()
             self.start_trigger_args = StartTriggerArgs(
-                trigger_cls=self.trigger_path,
+                trigger_cls=f"{trigger_cls.__module__}.{trigger_cls.__qualname__}",  # Airflow wants its path
                 trigger_kwargs={**self._trigger_kwargs(), "deadline": None, "timeout": float(self.timeout)},
                 next_method="execute_complete",
                 # Airflow's own limit, a backstop one poll after the trigger's own deadline.
@@ -136,10 +137,13 @@ class JobSensor(BaseSensorOperator):
             if checked is not value:
                 setattr(self, name, checked)
 
-    def _trigger(self, deadline: float) -> Any:
-        module, _, name = self.trigger_path.rpartition(".")
-        trigger_cls = getattr(importlib.import_module(module), name)
-        return trigger_cls(**self._trigger_kwargs(), deadline=deadline)
+    @staticmethod
+    def trigger_class() -> type[StatusTrigger]:
+        """The trigger this sensor waits with, imported when needed (DAG parsing imports no HTTP client)."""
+        raise NotImplementedError
+
+    def _trigger(self, deadline: float) -> StatusTrigger:
+        return self.trigger_class()(**self._trigger_kwargs(), deadline=deadline)
 
     def poke(self, context: Context) -> bool:
         # One trigger per task run: it remembers the statuses it has logged and warned about.

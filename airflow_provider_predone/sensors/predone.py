@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_predone.operators._xcom import model_id_value
 from airflow_provider_predone.operators.base import TemplatedId
 from airflow_provider_predone.sensors.base import JobSensor
+
+if TYPE_CHECKING:
+    from airflow_provider_predone.triggers.base import StatusTrigger
 
 
 class _PredictionOneSensor(JobSensor):
@@ -34,8 +37,13 @@ class PredictionOneTrainSensor(_PredictionOneSensor):
     """
 
     template_fields: Sequence[str] = ("external_process_id",)
-    trigger_path = "airflow_provider_predone.triggers.predone.PredictionOneTrainTrigger"
     id_fields = ("external_process_id",)
+
+    @staticmethod
+    def trigger_class() -> type[StatusTrigger]:
+        from airflow_provider_predone.triggers.predone import PredictionOneTrainTrigger
+
+        return PredictionOneTrainTrigger
 
     def __init__(
         self,
@@ -76,9 +84,14 @@ class PredictionOneRetrainSensor(_PredictionOneSensor):
     """
 
     template_fields: Sequence[str] = ("retrain_job_id", "model_id")
-    trigger_path = "airflow_provider_predone.triggers.predone.PredictionOneRetrainTrigger"
     id_fields = ("retrain_job_id", "model_id")
     id_checks = {"model_id": model_id_value}  # a model id, or the train task's whole result
+
+    @staticmethod
+    def trigger_class() -> type[StatusTrigger]:
+        from airflow_provider_predone.triggers.predone import PredictionOneRetrainTrigger
+
+        return PredictionOneRetrainTrigger
 
     def __init__(
         self,
@@ -120,8 +133,13 @@ class PredictionOnePredictionApiSensor(_PredictionOneSensor):
     """
 
     template_fields: Sequence[str] = ("classifier_id",)
-    trigger_path = "airflow_provider_predone.triggers.predone.PredictionOnePredictionApiTrigger"
     id_fields = ("classifier_id",)
+
+    @staticmethod
+    def trigger_class() -> type[StatusTrigger]:
+        from airflow_provider_predone.triggers.predone import PredictionOnePredictionApiTrigger
+
+        return PredictionOnePredictionApiTrigger
 
     def __init__(
         self,

@@ -108,3 +108,25 @@ def test_end_from_trigger_needs_a_wait_in_the_triggerer() -> None:
     assert PredictionOneTrainSensor(
         task_id="wait", external_process_id="p1", start_from_trigger=True, end_from_trigger=True
     ).start_trigger_args.trigger_kwargs["end_from_trigger"]
+
+
+def test_every_sensor_names_its_trigger_class_not_a_string() -> None:
+    """A renamed or moved trigger breaks at type-check and here, not in the triggerer at run time."""
+    import importlib
+    import inspect
+
+    from airflow_provider_predone.sensors import aitems, predone
+    from airflow_provider_predone.sensors.base import JobSensor
+    from airflow_provider_predone.triggers.base import StatusTrigger
+
+    sensors = [
+        c for m in (predone, aitems) for _, c in inspect.getmembers(m, inspect.isclass) if issubclass(c, JobSensor)
+    ]
+    concrete = [c for c in sensors if not c.__name__.startswith("_") and c is not JobSensor]
+    assert len(concrete) == 4
+    for sensor in concrete:
+        assert not hasattr(sensor, "trigger_path")
+        trigger = sensor.trigger_class()
+        assert issubclass(trigger, StatusTrigger)
+        # the path Airflow needs for start_from_trigger is derived from the class and finds it
+        assert getattr(importlib.import_module(trigger.__module__), trigger.__qualname__) is trigger
