@@ -8,12 +8,30 @@ from typing import Any
 from airflow_provider_predone.hooks.predone import PredictionOneAsyncClient, PredictionOneHook
 from airflow_provider_predone.operators._xcom import model_id_value
 from airflow_provider_predone.protocol import predone as api
+from airflow_provider_predone.protocol.common import ApiRequest
 from airflow_provider_predone.triggers.base import JobStatus, StatusTrigger
 
 
 class _PredictionOneTrigger(StatusTrigger):
+    """A Prediction One wait: one status request (:meth:`request`) and how its answer reads (:meth:`status`)."""
+
     def client(self) -> AbstractAsyncContextManager[PredictionOneAsyncClient]:
         return PredictionOneHook(predone_conn_id=self.conn_id).async_client()
+
+    def request(self) -> ApiRequest[Any]:
+        """The status check, described once for the async client and the sync hook alike."""
+        raise NotImplementedError
+
+    def status(self, answer: Any) -> JobStatus:
+        """The job's status in the answer of :meth:`request`."""
+        raise NotImplementedError
+
+    async def fetch(self, client: PredictionOneAsyncClient) -> JobStatus:
+        return self.status(await client.call(self.request()))
+
+    def fetch_sync(self, hook: PredictionOneHook) -> JobStatus:
+        """The same status check through the sync hook (a task's check before deferring)."""
+        return self.status(hook.call(self.request()))
 
 
 class PredictionOneTrainTrigger(_PredictionOneTrigger):
@@ -33,9 +51,11 @@ class PredictionOneTrainTrigger(_PredictionOneTrigger):
     def job_ids(self) -> dict[str, Any]:
         return {"external_process_id": self.external_process_id}
 
-    async def fetch(self, client: PredictionOneAsyncClient) -> JobStatus:
-        status = await client.call(api.get_train_status(self.external_process_id))
-        return JobStatus(status.status, status.message, {"updated_datetime": status.updated_datetime})
+    def request(self) -> ApiRequest[api.TrainStatus]:
+        return api.get_train_status(self.external_process_id)
+
+    def status(self, answer: api.TrainStatus) -> JobStatus:
+        return JobStatus(answer.status, answer.message, {"updated_datetime": answer.updated_datetime})
 
 
 class PredictionOneRetrainTrigger(_PredictionOneTrigger):
@@ -57,9 +77,11 @@ class PredictionOneRetrainTrigger(_PredictionOneTrigger):
     def job_ids(self) -> dict[str, Any]:
         return {"retrain_job_id": self.retrain_job_id, "model_id": self.model_id}
 
-    async def fetch(self, client: PredictionOneAsyncClient) -> JobStatus:
-        status = await client.call(api.get_retrain_status(self.retrain_job_id, self.model_id))
-        return JobStatus(status.status, status.message)
+    def request(self) -> ApiRequest[api.RetrainStatus]:
+        return api.get_retrain_status(self.retrain_job_id, self.model_id)
+
+    def status(self, answer: api.RetrainStatus) -> JobStatus:
+        return JobStatus(answer.status, answer.message)
 
 
 class PredictionOnePredictionApiTrigger(_PredictionOneTrigger):
@@ -79,10 +101,8 @@ class PredictionOnePredictionApiTrigger(_PredictionOneTrigger):
     def job_ids(self) -> dict[str, Any]:
         return {"classifier_id": self.classifier_id}
 
-    async def fetch(self, client: PredictionOneAsyncClient) -> JobStatus:
-        prediction_api = await client.call(api.get_prediction_api(self.classifier_id))
-        return JobStatus(
-            prediction_api.status,
-            None,
-            {"model_id": prediction_api.model_id, "version": prediction_api.version},
-        )
+    def request(self) -> ApiRequest[api.PredictionApi]:
+        return api.get_prediction_api(self.classifier_id)
+
+    def status(self, answer: api.PredictionApi) -> JobStatus:
+        return JobStatus(answer.status, None, {"model_id": answer.model_id, "version": answer.version})
