@@ -207,3 +207,35 @@ def test_no_docstring_field_renders_raw(api_reference: str) -> None:
     text = re.sub(r"<[^>]+>", "", api_reference)
     raw = re.findall(r"[^\n]{0,60}:(?:param|type|return|returns|rtype|raises)\b[^\n]{0,60}", text)
     assert not raw, raw
+
+
+def test_the_contributing_walk_through_names_only_what_exists() -> None:
+    """docs/contributing.md: every dotted name it mentions resolves, every included object exists."""
+    text = (REPO / "docs" / "contributing.md").read_text()
+    names = set(re.findall(r"`(airflow_provider_predone(?:\.\w+)+)`", text))
+    assert len(names) >= 15  # the page names what it walks through
+    missing = []
+    for name in sorted(names):
+        parts = name.split(".")
+        for split in range(len(parts), 0, -1):  # the longest importable module, then attributes
+            try:
+                target: object = importlib.import_module(".".join(parts[:split]))
+            except ImportError:
+                continue
+            try:
+                for attr in parts[split:]:
+                    target = getattr(target, attr)
+            except AttributeError:
+                missing.append(name)
+            break
+        else:
+            missing.append(name)
+    assert not missing, f"docs/contributing.md names what does not exist: {missing}"
+    for path, obj in re.findall(r"literalinclude\} \.\./(\S+)\n:language: python\n:pyobject: (\S+)", text):
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        target = module
+        for attr in obj.split("."):
+            target = getattr(target, attr)
+        assert inspect.getsourcefile(target) == str(REPO / path), obj  # type: ignore[arg-type]
+    for path in re.findall(r"`(tests/[\w/]+\.py|docs/[\w/]+\.(?:md|rst))`", text):
+        assert (REPO / path).exists(), path
