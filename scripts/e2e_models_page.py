@@ -193,7 +193,12 @@ def follow_extra_link(driver: Any, base_url: str, run_id: str) -> None:
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
     time.sleep(0.5)
     shoot(driver, "task-extra-link.png")
-    link.click()  # same origin: the UI opens it in this tab
+    before = set(driver.window_handles)
+    link.click()  # Airflow 3.3 opens a same-origin link in this tab, 3.1 in a new one
+    time.sleep(1)
+    opened = [handle for handle in driver.window_handles if handle not in before]
+    if opened:
+        driver.switch_to.window(opened[0])
     find(driver, "the model's page", "//section[@class='model']", "link")
     model = parse_qs(urlsplit(driver.current_url).query).get("model")
     check(model == [MODEL_URI], f"the link leads to the page of {MODEL_URI} ({driver.current_url})")
