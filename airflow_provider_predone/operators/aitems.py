@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_predone import assets
-from airflow_provider_predone.operators.base import JobOperator, TemplatedId, task_result
+from airflow_provider_predone.operators.base import Finished, JobOperator, TemplatedId, task_result
 from airflow_provider_predone.protocol import aitems as api
 from airflow_provider_predone.protocol.common import path_id
 from airflow_provider_predone.waiting import TIMEOUT
@@ -135,9 +135,7 @@ class AitemsTrainOperator(JobOperator):
         trainings = {t: self.hook.get_training(trigger.service_id, t, v) for t, v in trigger.versions.items()}
         return trigger.observed({t: str(training["status"]) for t, training in trainings.items()})
 
-    def finish(
-        self, context: Context, event: dict[str, Any], **kwargs: Any
-    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    def finish(self, context: Context, event: dict[str, Any], **kwargs: Any) -> Finished:
         service_id, versions = event["service_id"], event["versions"]
         events = [(assets.aitems_uri(service_id, t), {"event": "trained", "version": v}) for t, v in versions.items()]
         statuses = event.get("statuses", {})

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 #: What an id parameter takes (it is a template field): the id, a Jinja template string such as
 #: ``"{{ params.model_id }}"``, or an upstream task's XCom (``train.output["model_id"]``).
 TemplatedId: TypeAlias = int | str | XComArg
+#: What a job operator's ``finish`` returns: the task's result and the asset events to emit (URI, extra).
+Finished: TypeAlias = tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]
 
 
 def task_result(fields: dict[str, Any]) -> dict[str, Any]:
@@ -171,20 +173,21 @@ class JobOperator(ProviderOperator):
         raise NotImplementedError
 
     def started(self, job: dict[str, Any]) -> dict[str, Any]:
-        """The task's result when it does not wait (``wait_for_completion=False``)."""
-        raise NotImplementedError
+        """The task's result when it does not wait (``wait_for_completion=False``): the job's ids."""
+        return task_result({**{key: job[key] for key in self.event_ids}, "status": "started"})
 
     def trigger(self, job: dict[str, Any]) -> StatusTrigger:
         """The trigger that waits for the job."""
         raise NotImplementedError
 
     def observe(self, trigger: StatusTrigger) -> JobStatus:
-        """The trigger's job's status, read once through the sync hook (judged by :meth:`StatusTrigger.judge`)."""
+        """
+        The trigger's job's status, read once through the sync hook (then judged by
+        :meth:`~airflow_provider_predone.triggers.base.StatusTrigger.judge`).
+        """
         raise NotImplementedError
 
-    def finish(
-        self, context: Context, event: dict[str, Any], **kwargs: Any
-    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    def finish(self, context: Context, event: dict[str, Any], **kwargs: Any) -> Finished:
         """The task's result for the job's success ``event``, and the asset events to emit (URI, extra)."""
         raise NotImplementedError
 

@@ -43,6 +43,7 @@ from airflow_provider_predone.metrics import (
 )
 from airflow_provider_predone.operators._xcom import model_id_value
 from airflow_provider_predone.operators.base import (
+    Finished,
     JobOperator,
     ProviderOperator,
     TemplatedId,
@@ -180,7 +181,7 @@ class DataInput(NamedTuple):
     eval_header: list[str] | None
 
 
-class PredictionOneModelDataOperator(PredictionOneJobOperator):
+class _ModelDataOperator(PredictionOneJobOperator):
     """
     What training and retraining share: their data (train and evaluation CSVs in an encoding,
     checked, transcoded to UTF-8 for the vendor) and their result archive (metrics).
@@ -251,7 +252,7 @@ class PredictionOneModelDataOperator(PredictionOneJobOperator):
 # --- training -----------------------------------------------------------------------------------
 
 
-class PredictionOneTrainOperator(PredictionOneModelDataOperator):
+class PredictionOneTrainOperator(_ModelDataOperator):
     """
     Train a Prediction One model: validate, upload, create the model, wait, fetch the result.
 
@@ -396,9 +397,6 @@ class PredictionOneTrainOperator(PredictionOneModelDataOperator):
         self.log.info("Training %s of model %r started", urls.external_process_id, self.model_name)
         return job
 
-    def started(self, job: dict[str, Any]) -> dict[str, Any]:
-        return task_result({"external_process_id": job["external_process_id"], "status": "started"})
-
     def trigger(self, job: dict[str, Any]) -> StatusTrigger:
         from airflow_provider_predone.triggers.predone import PredictionOneTrainTrigger
 
@@ -439,9 +437,7 @@ class PredictionOneTrainOperator(PredictionOneModelDataOperator):
             path = files.write_column_info(column_info, Path(scratch) / "column_info.csv")
             self.hook.upload(url, files.resolve("column_info", path), label="Column info")
 
-    def finish(
-        self, context: Context, event: dict[str, Any], **kwargs: Any
-    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    def finish(self, context: Context, event: dict[str, Any], **kwargs: Any) -> Finished:
         external_process_id = event["external_process_id"]
         status = self.hook.get_train_status(external_process_id)
         # requested_at: a task deferred by an earlier release resumes with it
@@ -478,7 +474,7 @@ class PredictionOneTrainOperator(PredictionOneModelDataOperator):
 # --- retraining -----------------------------------------------------------------------------------
 
 
-class PredictionOneRetrainOperator(PredictionOneModelDataOperator):
+class PredictionOneRetrainOperator(_ModelDataOperator):
     """
     Retrain a model with new data (and optional evaluation data), exactly once.
 
@@ -603,9 +599,6 @@ class PredictionOneRetrainOperator(PredictionOneModelDataOperator):
         self.log.info("Retrain job %s of model %s started", upload.retrain_job_id, model_id)
         return job
 
-    def started(self, job: dict[str, Any]) -> dict[str, Any]:
-        return task_result({"retrain_job_id": job["retrain_job_id"], "model_id": job["model_id"], "status": "started"})
-
     def trigger(self, job: dict[str, Any]) -> StatusTrigger:
         from airflow_provider_predone.triggers.predone import PredictionOneRetrainTrigger
 
@@ -620,9 +613,7 @@ class PredictionOneRetrainOperator(PredictionOneModelDataOperator):
         status = self.hook.get_retrain_status(ids["retrain_job_id"], ids["model_id"])
         return JobStatus(status.status, status.message)
 
-    def finish(
-        self, context: Context, event: dict[str, Any], **kwargs: Any
-    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    def finish(self, context: Context, event: dict[str, Any], **kwargs: Any) -> Finished:
         retrain_job_id, model_id = event["retrain_job_id"], int(event["model_id"])
         status = self.hook.get_retrain_status(retrain_job_id, model_id)
         label = f"Retrain result (retrain_job_id={retrain_job_id}, model_id={model_id})"
@@ -1034,9 +1025,7 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
             }
         )
 
-    def finish(
-        self, context: Context, event: dict[str, Any], **kwargs: Any
-    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    def finish(self, context: Context, event: dict[str, Any], **kwargs: Any) -> Finished:
         return self._describe(event["classifier_id"]), []
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
