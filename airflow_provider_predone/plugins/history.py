@@ -69,7 +69,7 @@ class ModelRun:
     at: datetime
     task: TaskRef
     job_id: str | None = None
-    version: int | None = None
+    version: int | str | None = None  # Prediction One numbers its versions; AiTEMS names them
     metrics: dict[str, float] = field(default_factory=dict)
     previous_metrics: dict[str, float] = field(default_factory=dict)
     outcome: str = UNDECIDED
@@ -90,7 +90,7 @@ class ModelHistory:
     vendor: str  # "predone" or "aitems"
     title: str
     runs: list[ModelRun] = field(default_factory=list)
-    served_version: int | None = None
+    served_version: int | str | None = None
     served_since: datetime | None = None
     gate_metric: str | None = None
 
@@ -260,7 +260,8 @@ class HistoryReader:
 
     def _aitems(self, history: ModelHistory, events: list[_Event]) -> None:
         for event in events:
-            run = ModelRun(kind=TRAINED, at=event.at, task=event.task, version=_int(event.extra.get("version")))
+            version = event.extra.get("version")
+            run = ModelRun(kind=TRAINED, at=event.at, task=event.task, version=str(version) if version else None)
             run.outcome, run.event_ids = TRAINED, [event.id]
             history.runs.append(run)
         if history.runs:

@@ -192,7 +192,7 @@ def chart(history: ModelHistory) -> str:
             title += f" · gate: {run.reason}"
         parts.append(
             f'<g class="point {css}" data-kind="{escape(run.kind)}" data-outcome="{escape(run.outcome)}" '
-            f'data-value="{"" if value is None else value}" data-version="{run.version or ""}">'
+            f'data-value="{"" if value is None else value}" data-version="{escape(str(run.version or ""))}">'
             f"<title>{escape(title)}</title>{marker(shape, x, y, colour)}</g>"
         )
         if index % every == 0 or index == len(runs) - 1:
@@ -296,8 +296,10 @@ def anchor(history: ModelHistory) -> str:
 
 
 def model_section(history: ModelHistory, ui_base: str, page_url: str) -> str:
+    # AiTEMS events say which version a training made, not which one recommendations use.
+    what = "Serving version" if history.vendor == "predone" else "Latest trained version"
     served = (
-        f'Serving version <strong class="served-version">{history.served_version}</strong>'
+        f'{what} <strong class="served-version">{escape(str(history.served_version))}</strong>'
         + (f" since {when(history.served_since)}" if history.served_since else "")
         if history.served_version is not None
         else "Served version not known"
@@ -310,7 +312,7 @@ def model_section(history: ModelHistory, ui_base: str, page_url: str) -> str:
     link = f"{page_url}?model={quote(history.uri, safe='')}"
     parts = [
         f'<section class="model" id="{anchor(history)}" data-uri="{escape(history.uri)}" '
-        f'data-served-version="{history.served_version or ""}">',
+        f'data-served-version="{escape(str(history.served_version or ""))}">',
         f'<h2><a href="{escape(link)}">{escape(history.title)}</a></h2>',
         f'<code class="muted">{escape(history.uri)}</code>',
         f'<div class="summary">{"".join(summary)}</div>',

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from airflow import __version__ as AIRFLOW_VERSION
-from helpers import EMULATOR_OPTIONS, EXAMPLES, predone_connection, run_dag, wait_for
+from helpers import EMULATOR_OPTIONS, EXAMPLES, aitems_connection, predone_connection, run_dag, wait_for
 
 from airflow_provider_predone.emulator import EmulatorProcess
 
@@ -53,6 +53,7 @@ class Runs:
     refused: Any
     approved: Any = None
     rejected: Any = None
+    aitems: Any = None
 
 
 def _answer_approval(choice: str, errors: list[BaseException]) -> None:
@@ -116,6 +117,9 @@ def runs(
             assert found.rejected.states[APPROVAL_TASK] == "skipped"
         found.refused = run_dag(PLUGIN_DAGS, "predone_models_page_refused", model_id=model_id)
         assert found.refused.states == {"retrain": "success", "switch": "skipped"}
+        patch.setenv("AIRFLOW_CONN_AITEMS_DEFAULT", aitems_connection(emulator_process.url, **fast))
+        found.aitems = run_dag(EXAMPLES, "aitems_train")
+        assert set(found.aitems.states.values()) == {"success"}, found.aitems.states
         yield found
         from airflow.api_fastapi.app import purge_cached_app
 
@@ -210,12 +214,22 @@ def test_table_has_both_models_metrics_rows_scored_and_links(client: Any, runs: 
     trained = next(row for row in rows if 'data-outcome="trained"' in row)
     assert f'class="num">{runs.lifecycle.xcom("score_before")["rows_scored"]:,}' in trained
     run_id = runs.lifecycle.dag_run.run_id
-    from urllib.parse import quote
-
     assert f'href="/dags/predone_lifecycle/runs/{quote(run_id, safe="")}"' in switched
     assert f'/runs/{quote(run_id, safe="")}/tasks/retrain"' in switched
     assert 'target="_top"' in switched
     assert "predone-demo-secret-key" not in section
+
+
+@needs_page
+def test_aitems_trainings_are_listed_with_their_versions(client: Any, runs: Runs) -> None:
+    html = client.get("/predone-models/", headers=_token("admin", "admin")).text
+    trained = runs.aitems.xcom("train")
+    run_id = quote(runs.aitems.dag_run.run_id, safe="")
+    for train_type, version in trained["versions"].items():
+        section = _section(html, f"aitems://{trained['service_id']}/{train_type}")
+        assert f'<td data-label="Version">{version}</td>' in section
+        assert f"/dags/aitems_train/runs/{run_id}/tasks/train" in section
+        assert "<svg" not in section  # no metric to chart
 
 
 @needs_page
