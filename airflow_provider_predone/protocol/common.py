@@ -214,6 +214,9 @@ RESPONSE_MODELS: dict[type, dict[str, Secret | SecretKeys]] = {}
 #: The JSON field names of keys declared by any response model: their values never reach an excerpt.
 SECRET_FIELD_NAMES: set[str] = set()
 
+#: Each model's presigned URLs that may be absent, which :func:`without_urls` drops.
+_OPTIONAL_URLS: dict[type, tuple[str, ...]] = {}
+
 ModelT = TypeVar("ModelT", bound=type)
 
 
@@ -232,6 +235,8 @@ def response_model(cls: ModelT) -> ModelT:
             # A URL keeps its place in an excerpt: without_query strips its signature.
             SECRET_FIELD_NAMES.update(key for key, how in keys if how is Secret.KEY)
     RESPONSE_MODELS[cls] = declared
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    _OPTIONAL_URLS[cls] = tuple(n for n, how in declared.items() if how is Secret.URL and defaults[n] is None)
     _secret_field_pattern.cache_clear()
     return cls
 
@@ -268,8 +273,11 @@ def secrets_in(answer: Any) -> list[str]:
     """
     if isinstance(answer, list):
         return list(dict.fromkeys(secret for item in answer for secret in secrets_in(item)))
+    declared = RESPONSE_MODELS.get(type(answer))
+    if not declared:
+        return []
     found: list[str] = []
-    for name, how in RESPONSE_MODELS.get(type(answer), {}).items():
+    for name, how in declared.items():
         value = getattr(answer, name)
         if isinstance(how, Secret):
             found += _values(value, how)
@@ -284,12 +292,10 @@ def secrets_in(answer: Any) -> list[str]:
 def without_urls(answer: T) -> T:
     """An answer without the presigned URLs it may lack (those declared optional), for callers
     that need only its status: nothing left to mask."""
-    declared = RESPONSE_MODELS.get(type(answer))
-    if not declared:
-        return answer
-    fields = dataclasses.fields(answer)  # type: ignore[arg-type]  # a registered model is a dataclass
-    drop = {f.name: None for f in fields if declared.get(f.name) is Secret.URL and f.default is None}
-    return dataclasses.replace(answer, **drop) if drop else answer  # type: ignore[type-var]
+    drop = _OPTIONAL_URLS.get(type(answer))
+    if not drop or all(getattr(answer, name) is None for name in drop):
+        return answer  # a running job's status: nothing to copy (the triggers' hot path)
+    return dataclasses.replace(answer, **dict.fromkeys(drop))  # type: ignore[type-var]
 
 
 # --- answers ---------------------------------------------------------------------------------
