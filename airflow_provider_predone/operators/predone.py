@@ -170,6 +170,13 @@ class PredictionOneBaseOperator(ProviderOperator):
 class PredictionOneJobOperator(PredictionOneBaseOperator, JobOperator):
     """A Prediction One operator that starts a remote job and can wait for it (see :class:`JobOperator`)."""
 
+    def observe(self, trigger: StatusTrigger) -> JobStatus:
+        """The trigger's own status check (request and reading), sent through the sync hook."""
+        from airflow_provider_predone.triggers.predone import _PredictionOneTrigger
+
+        assert isinstance(trigger, _PredictionOneTrigger)
+        return trigger.fetch_sync(self.hook)
+
 
 class DataInput(NamedTuple):
     """The training (and evaluation) data of a training or a retraining, checked and ready to read."""
@@ -402,12 +409,6 @@ class PredictionOneTrainOperator(_ModelDataOperator):
 
         return PredictionOneTrainTrigger(external_process_id=job["external_process_id"], **self.trigger_kwargs())
 
-    def observe(self, trigger: StatusTrigger) -> JobStatus:
-        from airflow_provider_predone.triggers.base import JobStatus
-
-        status = self.hook.get_train_status(trigger.job_ids()["external_process_id"])
-        return JobStatus(status.status, status.message, {"updated_datetime": status.updated_datetime})
-
     def _find_model(self, context: Context, external_process_id: str, requested_at: Any) -> int | None:
         """
         The model this training made, when the status answer does not say: the one model of
@@ -605,13 +606,6 @@ class PredictionOneRetrainOperator(_ModelDataOperator):
         return PredictionOneRetrainTrigger(
             retrain_job_id=job["retrain_job_id"], model_id=job["model_id"], **self.trigger_kwargs()
         )
-
-    def observe(self, trigger: StatusTrigger) -> JobStatus:
-        from airflow_provider_predone.triggers.base import JobStatus
-
-        ids = trigger.job_ids()
-        status = self.hook.get_retrain_status(ids["retrain_job_id"], ids["model_id"])
-        return JobStatus(status.status, status.message)
 
     def finish(self, context: Context, event: dict[str, Any], **kwargs: Any) -> Finished:
         retrain_job_id, model_id = event["retrain_job_id"], int(event["model_id"])
@@ -1005,13 +999,6 @@ class PredictionOneCreatePredictionApiOperator(PredictionOneJobOperator):
         from airflow_provider_predone.triggers.predone import PredictionOnePredictionApiTrigger
 
         return PredictionOnePredictionApiTrigger(classifier_id=job["classifier_id"], **self.trigger_kwargs())
-
-    def observe(self, trigger: StatusTrigger) -> JobStatus:
-        from airflow_provider_predone.triggers.base import JobStatus
-
-        prediction_api = self.hook.get_prediction_api(trigger.job_ids()["classifier_id"])
-        details = {"model_id": prediction_api.model_id, "version": prediction_api.version}
-        return JobStatus(prediction_api.status, None, details)
 
     def _describe(self, classifier_id: str) -> dict[str, Any]:
         prediction_api = self.hook.get_prediction_api(classifier_id)
