@@ -154,6 +154,13 @@ def _dagbag_takes_examples(dagbag_cls: type) -> bool:
 
 def run_dag(folder: Path, dag_id: str, **conf: object) -> DagRunResult:
     """Run a DAG of ``folder`` with ``dag.test()`` (tasks and triggers in this process)."""
+    from airflow import settings
+
+    # An in-process api-server app (tests/plugins, the approval reviewers) can leave the ORM
+    # disposed behind it, depending on which tests an xdist worker ran before: dag.test() then
+    # fails with "Session not configured" (seen once in a fresh-clone run).
+    if settings.Session is None:
+        settings.configure_orm()
     return DagRunResult(load_dag(folder, dag_id).test(run_conf=conf or None))
 
 
