@@ -150,6 +150,10 @@ class Aitems:
                 f"{PREFIX}/services/{{service_id}}/trains/{{train_type}}/versions/{{version}}",
                 self.get_training,
             ),
+            # --- data (schemas and datasets) routes ---
+            # --- services routes ---
+            # --- interval routes ---
+            # --- recommendations routes ---
         ]
 
     def _authenticate(self, request: web.Request) -> None:
@@ -259,3 +263,15 @@ class Aitems:
         if training is None:
             raise GatewayError(404, "training not found")
         return web.json_response(training.describe(self._runtime.now()))
+
+
+# --- data (schemas and datasets) ---
+
+
+# --- services ---
+
+
+# --- interval ---
+
+
+# --- recommendations ---

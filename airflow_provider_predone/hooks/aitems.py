@@ -187,6 +187,14 @@ class AitemsHook(BaseHook):
                 )
             time.sleep(1.0)
 
+    # --- data (schemas and datasets) ---
+
+    # --- services ---
+
+    # --- interval ---
+
+    # --- recommendations ---
+
     @asynccontextmanager
     async def async_client(self) -> AsyncIterator[AitemsAsyncClient]:
         """An async client (connection resolved once, one shared session) for triggers."""

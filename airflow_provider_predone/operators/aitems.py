@@ -140,3 +140,15 @@ class AitemsTrainOperator(JobOperator):
         events = [(assets.aitems_uri(service_id, t), {"event": "trained", "version": v}) for t, v in versions.items()]
         statuses = event.get("statuses", {})
         return task_result({"service_id": service_id, "versions": versions, "statuses": statuses}), events
+
+
+# --- data (schemas and datasets) ---
+
+
+# --- services ---
+
+
+# --- interval ---
+
+
+# --- recommendations ---

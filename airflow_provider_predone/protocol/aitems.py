@@ -244,6 +244,18 @@ def latest_versions(trains: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return versions
 
 
+# --- data (schemas and datasets) ---
+
+
+# --- services ---
+
+
+# --- interval ---
+
+
+# --- recommendations ---
+
+
 # --- errors ---------------------------------------------------------------------------------------
 
 _STATUS_ERRORS: Mapping[int, tuple[type[ApiError], str]] = {

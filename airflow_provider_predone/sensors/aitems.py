@@ -82,3 +82,15 @@ class AitemsTrainingSensor(JobSensor):
     @property
     def versions(self) -> dict[Any, Any]:  # rendered by then: {train_type: version}
         return {self.train_type: self.version}
+
+
+# --- data (schemas and datasets) ---
+
+
+# --- services ---
+
+
+# --- interval ---
+
+
+# --- recommendations ---

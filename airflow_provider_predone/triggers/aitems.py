@@ -51,3 +51,15 @@ class AitemsTrainingTrigger(StatusTrigger):
         running = [s for s in statuses.values() if sets.classify(s) is not Phase.SUCCESS]
         # All complete: any success status stands for the whole; else the first one still running.
         return JobStatus(running[0] if running else next(iter(statuses.values())), None, details)
+
+
+# --- data (schemas and datasets) ---
+
+
+# --- services ---
+
+
+# --- interval ---
+
+
+# --- recommendations ---
