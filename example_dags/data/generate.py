@@ -27,6 +27,18 @@ store, renovated, sells more: a model trained before cannot know it.
 * ``sales_history_2026q1.csv``  — the history up to 2026-03, for retraining
 * ``sales_2026q1_actuals.csv``  — what 2026-01 to 2026-03 really sold, evaluation data of the retraining
 * ``sales_2026q2_to_score.csv`` — 2026-04 to 2026-06 to forecast with the retrained model
+
+The recommendations example (``aitems_recommendations``) has a small shop in the three files
+AiTEMS learns from, with the required columns first, in its case (``USER_ID``, ``ITEM_ID``,
+``TIMESTAMP``): each user mostly views items of one or two favourite categories, which depend on
+age, so personalised and related-item recommendations have something to learn.
+
+* ``aitems_users.csv``        — 300 users: ``USER_ID``, ``AGE``, ``GENDER``
+* ``aitems_items.csv``        — 120 items: ``ITEM_ID``, ``CATEGORY``, ``PRICE``
+* ``aitems_interactions.csv`` — 3,000 views in November 2026: ``USER_ID``, ``ITEM_ID``, ``TIMESTAMP``
+  (seconds since the epoch), in time order
+* ``aitems_target_users.csv`` — 20 USER_IDs to fetch personalised recommendations for
+* ``aitems_target_items.csv`` — 10 ITEM_IDs to fetch related items for
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ from __future__ import annotations
 import csv
 import math
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -145,6 +157,49 @@ def write_sales(name: str, rows: list[dict[str, str]], first: str, last: str, co
         writer.writerows(row for row in rows if first <= row["month"] <= last)
 
 
+CATEGORIES = ["books", "music", "games", "outdoor", "kitchen", "beauty"]
+#: The favourite categories by age band (the first band a user is under): the young lean to games and music.
+FAVOURITES = {20: ["games", "music"], 35: ["outdoor", "books"], 50: ["kitchen", "books"], 80: ["beauty", "kitchen"]}
+NOVEMBER = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+
+
+def shop(rng: random.Random) -> dict[str, list[dict[str, str]]]:
+    """Users, items and their views for the AiTEMS example, each as rows of its file."""
+    users = []
+    for number in range(1, 301):
+        age = max(16, min(79, int(rng.gauss(38, 13))))
+        users.append({"USER_ID": f"U{number:04d}", "AGE": str(age), "GENDER": rng.choice(["F", "M"])})
+    items = []
+    for number in range(1, 121):
+        category = CATEGORIES[(number - 1) % len(CATEGORIES)]
+        items.append({"ITEM_ID": f"I{number:04d}", "CATEGORY": category, "PRICE": str(rng.randrange(5, 200) * 100)})
+    by_category = {c: [i["ITEM_ID"] for i in items if i["CATEGORY"] == c] for c in CATEGORIES}
+    views = []
+    for user in users:
+        favourites = next(f for limit, f in FAVOURITES.items() if int(user["AGE"]) < limit)
+        for _ in range(10):
+            category = rng.choice(favourites) if rng.random() < 0.8 else rng.choice(CATEGORIES)
+            # A few items of each category are the hits: views follow a long tail, as in shops.
+            item = by_category[category][min(int(rng.expovariate(0.35)), len(by_category[category]) - 1)]
+            seconds = rng.randrange(30 * 24 * 3600)
+            views.append({"USER_ID": user["USER_ID"], "ITEM_ID": item, "TIMESTAMP": str(NOVEMBER + seconds)})
+    views.sort(key=lambda row: (int(row["TIMESTAMP"]), row["USER_ID"]))
+    return {
+        "aitems_users.csv": users,
+        "aitems_items.csv": items,
+        "aitems_interactions.csv": views,
+        "aitems_target_users.csv": [{"USER_ID": u["USER_ID"]} for u in rng.sample(users, 20)],
+        "aitems_target_items.csv": [{"ITEM_ID": i["ITEM_ID"]} for i in rng.sample(items, 10)],
+    }
+
+
+def write_rows(name: str, rows: list[dict[str, str]]) -> None:
+    with (HERE / name).open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def main() -> None:
     rng = random.Random(20261123)
     first_half = date(2026, 1, 1)
@@ -163,6 +218,9 @@ def main() -> None:
     write_sales("sales_history_2026q1.csv", sales, "2023-01", "2026-03", SALES_COLUMNS)
     write_sales("sales_2026q1_actuals.csv", sales, "2026-01", "2026-03", SALES_COLUMNS)
     write_sales("sales_2026q2_to_score.csv", sales, "2026-04", "2026-06", known)
+
+    for name, rows in shop(random.Random(20261207)).items():
+        write_rows(name, rows)
 
 
 if __name__ == "__main__":

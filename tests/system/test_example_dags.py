@@ -50,6 +50,11 @@ def test_sample_data_is_what_the_generator_writes(tmp_path) -> None:
     subprocess.run([sys.executable, str(tmp_path / "generate.py")], check=True)
     written = sorted(p.name for p in tmp_path.glob("*.csv"))
     assert written == [
+        "aitems_interactions.csv",
+        "aitems_items.csv",
+        "aitems_target_items.csv",
+        "aitems_target_users.csv",
+        "aitems_users.csv",
         "eval.csv",
         "new_month.csv",
         "new_month_eval.csv",
