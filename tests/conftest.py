@@ -24,13 +24,30 @@ from helpers import (
 os.environ.update(airflow_home_environment(Path(tempfile.mkdtemp(prefix="predone-test-airflow-home-"))))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
+from object_storage import ObjectStorageServer
+
 from airflow_provider_predone.emulator import EmulatorProcess
 
 
 @pytest.fixture(scope="session")
-def emulator_process() -> Iterator[EmulatorProcess]:
+def object_storage_server() -> Iterator[ObjectStorageServer]:
+    """One real S3-compatible server (moto's, a subprocess on 127.0.0.1) for the session."""
+    with ObjectStorageServer() as server:
+        yield server
+
+
+@pytest.fixture
+def bucket(object_storage_server: ObjectStorageServer) -> str:
+    """A fresh, empty bucket of the session's object storage server."""
+    return object_storage_server.create_bucket()
+
+
+@pytest.fixture(scope="session")
+def emulator_process(object_storage_server: ObjectStorageServer) -> Iterator[EmulatorProcess]:
     """One real emulator server process for the session (tests reset it, see ``emulator``)."""
-    with EmulatorProcess(test_controls=True, **EMULATOR_OPTIONS) as process:
+    with EmulatorProcess(
+        test_controls=True, object_storage_endpoint=object_storage_server.endpoint, **EMULATOR_OPTIONS
+    ) as process:
         yield process
 
 
@@ -43,15 +60,23 @@ def emulator(emulator_process: EmulatorProcess) -> EmulatorProcess:
 
 
 @pytest.fixture
-def connections(emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> EmulatorProcess:
-    """``predone_default`` and ``aitems_default`` point at the (reset) emulator; no cached API keys."""
+def connections(
+    emulator: EmulatorProcess, object_storage_server: ObjectStorageServer, monkeypatch: pytest.MonkeyPatch
+) -> EmulatorProcess:
+    """
+    ``predone_default`` and ``aitems_default`` point at the (reset) emulator, ``aitems_default``'s
+    object storage at the session's server; no cached API keys.
+    """
     from airflow_provider_predone.hooks.predone import API_KEYS
 
     API_KEYS.clear()
     # Fast retries: the suite exercises retry paths, not the production backoff.
     fast = {"retry_wait_seconds": 0.05, "retry_max_wait_seconds": 0.5}
     monkeypatch.setenv("AIRFLOW_CONN_PREDONE_DEFAULT", predone_connection(emulator.url, **fast))
-    monkeypatch.setenv("AIRFLOW_CONN_AITEMS_DEFAULT", aitems_connection(emulator.url, **fast))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AITEMS_DEFAULT",
+        aitems_connection(emulator.url, object_storage_endpoint=object_storage_server.endpoint, **fast),
+    )
     return emulator
 
 

@@ -38,7 +38,15 @@ def predone_connection(url: str, **extra: object) -> str:
     return json.dumps({"conn_type": "predone", "host": url, "password": SECRET_KEY, "extra": extra})
 
 
-def aitems_connection(url: str, secret: str = AITEMS_SECRET_KEY, **extra: object) -> str:
+def aitems_connection(
+    url: str, secret: str = AITEMS_SECRET_KEY, object_storage_endpoint: str | None = None, **extra: object
+) -> str:
+    """
+    An ``aitems`` connection for ``AIRFLOW_CONN_*``, pointing at an emulator, and at an object
+    storage server (``tests/object_storage.py``) when ``object_storage_endpoint`` is given.
+    """
+    if object_storage_endpoint is not None:
+        extra = {"object_storage_endpoint": object_storage_endpoint, **extra}
     return json.dumps(
         {"conn_type": "aitems", "host": url, "login": AITEMS_ACCESS_KEY, "password": secret, "extra": extra}
     )

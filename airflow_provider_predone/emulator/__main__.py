@@ -38,6 +38,8 @@ _HELP = {
     "tls_key": "the private key of --tls-cert (PEM)",
     "tls_client_ca": "require client certificates signed by this CA (mutual TLS; needs --tls-cert)",
     "data_dir": "where uploads and results are stored (default: a temporary directory)",
+    "object_storage_endpoint": "URL of the S3-compatible server AiTEMS datasets are read from, signed with "
+    "the AiTEMS keys (e.g. a local moto server; default: none, datasets cannot be read)",
     "verbose": "access log on stderr, with each request's client address and port",
     "test_controls": "turn on the test-only controls: fault injection, upload holds and the admin endpoints "
     "that list every issued key or change the server (/_emulator/secrets, config, reset, expire-keys, finish-jobs); "

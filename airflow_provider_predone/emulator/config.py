@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 # Settings that inject faults or hold requests: test support, refused unless ``test_controls``.
 TEST_CONTROL_SETTINGS = ("fault_rate", "fault_kinds", "retrain_upload_hold_before", "retrain_upload_hold_after")
@@ -57,6 +58,8 @@ class EmulatorConfig:
     :param tls_key: the private key of ``tls_cert`` (PEM).
     :param tls_client_ca: require a client certificate signed by this CA (mutual TLS).
     :param data_dir: where uploads and results are stored; ``None`` for a temporary directory.
+    :param object_storage_endpoint: the S3-compatible server AiTEMS datasets are read from (in
+        place of NCP Object Storage, signed with the AiTEMS keys); ``None``: datasets cannot be read.
     :param verbose: log every request on stderr.
     :param test_controls: turn on what only tests need: fault injection, upload holds and the
         admin endpoints that list every issued secret or change the server (``/_emulator/secrets``,
@@ -85,6 +88,7 @@ class EmulatorConfig:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     data_dir: str | None = None
+    object_storage_endpoint: str | None = None
     verbose: bool = False
     test_controls: bool = False
 
@@ -94,6 +98,9 @@ class EmulatorConfig:
         if self.result_layout not in RESULT_LAYOUTS:
             raise ValueError(f"result_layout must be one of {', '.join(RESULT_LAYOUTS)}, got {self.result_layout!r}")
         self.fault_kinds = _fault_kinds(self.fault_kinds)
+        endpoint = self.object_storage_endpoint
+        if endpoint is not None and not (urlsplit(endpoint).scheme in ("http", "https") and urlsplit(endpoint).netloc):
+            raise ValueError(f"object_storage_endpoint must be an http:// or https:// URL, got {endpoint!r}")
         if not self.test_controls:
             used = ", ".join(name for name in TEST_CONTROL_SETTINGS if getattr(self, name))
             if used:
