@@ -115,6 +115,24 @@ def path_id(value: Any, name: str) -> str:
     return text
 
 
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,18}")
+
+
+def integer_value(value: Any) -> int | None:
+    """
+    An integer setting given as a JSON number or as a numeric string (``"500"``, as a rendered
+    template is), the same way for both vendors; ``None`` for anything else (a boolean, a
+    fraction, other text), for the caller to report naming the setting.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
+
+
 def _query_value(value: str | int | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

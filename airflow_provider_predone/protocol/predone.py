@@ -41,6 +41,7 @@ from airflow_provider_predone.protocol.common import (
     SecretKey,
     SecretKeys,
     StatusSets,
+    integer_value,
     path_id,
     response_model,
     snippet,
@@ -808,15 +809,10 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         return str(value).strip()
 
     def integer(key: str, minimum: int) -> int | None:
-        raw = text(key)
-        if raw is None:
+        if config.get(key) is None:
             return None
-        try:
-            value = int(raw)
-        except ValueError:
-            problems.append(f"{key!r} must be an integer >= {minimum}, got {config[key]!r}")
-            return None
-        if value < minimum:
+        value = integer_value(config[key])  # a number or a numeric string, as AiTEMS's hp_config
+        if value is None or value < minimum:
             problems.append(f"{key!r} must be an integer >= {minimum}, got {config[key]!r}")
             return None
         out[key] = str(value)

@@ -15,7 +15,7 @@ def _create_service(aitems: AitemsClient, name: str) -> str:
     response = aitems.request("POST", "/api/v1/services", {"name": name, "description": "shop", "type": "batch"})
     assert response.status_code == 200, response.text
     service = response.json()
-    assert (service["name"], service["type"], service["status"]) == (name, "batch", "created")
+    assert (service["name"], service["type"], service["status"]) == (name, "batch", "datasetRequired")
     return str(service["serviceId"])
 
 

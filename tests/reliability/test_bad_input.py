@@ -398,7 +398,7 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], Any], type[Exception], str]] =
         "aitems hp config",
         operator(AitemsTrainOperator, service_id="s1", train_types=["pop"], hp_config={"item_top_n": -1}),
         InvalidInputError,
-        "hp_config.item_top_n must be a non-negative integer",
+        "hp_config.item_top_n must be an integer from 1000 to 500000",
     ),
     (
         "aitems service id",
