@@ -186,3 +186,11 @@ class EmulatorProcess:
         """Every training and retrain job still running ends now; answers how many."""
         result: dict[str, int] = self._admin("POST", "finish-jobs", {})
         return result["finished"]
+
+    def aitems_throttle(self, code: str = "410", count: int = 1) -> None:
+        """The next ``count`` AiTEMS calls answer HTTP 429 with ``errorCode`` ``code`` (400, 410 or 420)."""
+        self._admin("POST", "aitems/throttle", {"code": code, "count": count})
+
+    def aitems_clock(self, skew_seconds: float) -> None:
+        """Skew the AiTEMS gateway's clock by ``skew_seconds`` (beyond 300 s, signed requests are refused)."""
+        self._admin("POST", "aitems/clock", {"skew_seconds": skew_seconds})

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow_provider_predone.hooks.aitems import AitemsAsyncClient, AitemsHook
 from airflow_provider_predone.protocol import aitems as api
-from airflow_provider_predone.protocol.common import Phase
+from airflow_provider_predone.protocol.common import Phase, snippet
 from airflow_provider_predone.triggers.base import JobStatus, StatusTrigger
 
 
@@ -56,7 +56,70 @@ class AitemsTrainingTrigger(StatusTrigger):
 # --- data (schemas and datasets) ---
 
 
+class AitemsDatasetTrigger(StatusTrigger):
+    """
+    Waits until an AiTEMS dataset is ``enable`` (its files read and checked by the service),
+    or fails with the service's message on ``upload_failed``, ``disable`` or ``deleting``.
+
+    :param dataset_id: the dataset.
+    """
+
+    default_statuses = api.DATASET_STATUSES
+    job_noun = "AiTEMS dataset"
+
+    def __init__(self, dataset_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataset_id = dataset_id
+
+    def job_ids(self) -> dict[str, Any]:
+        return {"dataset_id": self.dataset_id}
+
+    def client(self) -> AbstractAsyncContextManager[AitemsAsyncClient]:
+        return AitemsHook(aitems_conn_id=self.conn_id).async_client()
+
+    async def fetch(self, client: AitemsAsyncClient) -> JobStatus:
+        return self.observed(await client.call(api.get_dataset(self.dataset_id)))
+
+    def observed(self, dataset: dict[str, Any]) -> JobStatus:
+        """A dataset's answer as a status (also for a task's sync check before it defers)."""
+        # Bounded: the answer's fields go into the event and the task's XCom.
+        details = {key: snippet(dataset[key], 200) for key in ("name", "type") if isinstance(dataset.get(key), str)}
+        return JobStatus(str(dataset["status"]), api.dataset_message(dataset), details)
+
+
 # --- services ---
+
+
+class AitemsServiceTrigger(StatusTrigger):
+    """
+    Waits until an AiTEMS service can learn (``learnable``, or ``scheduled`` for an interval
+    service), or fails when it is ``disable``, ``deleting`` or ``deleted``.
+
+    :param service_id: the service.
+    """
+
+    default_statuses = api.SERVICE_STATUSES
+    job_noun = "AiTEMS service"
+
+    def __init__(self, service_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service_id = service_id
+
+    def job_ids(self) -> dict[str, Any]:
+        return {"service_id": self.service_id}
+
+    def client(self) -> AbstractAsyncContextManager[AitemsAsyncClient]:
+        return AitemsHook(aitems_conn_id=self.conn_id).async_client()
+
+    async def fetch(self, client: AitemsAsyncClient) -> JobStatus:
+        return self.observed(await client.call(api.get_service(self.service_id)))
+
+    def observed(self, service: dict[str, Any]) -> JobStatus:
+        """A service's answer as a status (also for a task's sync check before it defers)."""
+        # Bounded: the answer's fields go into the event and the task's XCom.
+        details = {key: snippet(service[key], 200) for key in ("name", "type") if isinstance(service.get(key), str)}
+        return JobStatus(str(service["status"]), None, details)
+
 
 
 # --- interval ---
