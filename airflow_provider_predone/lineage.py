@@ -377,3 +377,70 @@ def switch_lineage(
             retrain_job_id=retrain_job_id, switched=switched, quality_gate=quality_gate, approval=approval
         ),
     )
+
+
+def recommendations_lineage(
+    *,
+    service_id: str,
+    train_type: str,
+    output: Any,
+    version: str | None = None,
+    targets: Any = None,
+    targets_written: int | None = None,
+    rows: int | None = None,
+) -> OperatorLineage[Any, Any]:
+    """
+    AiTEMS recommendations out: the service's trained model (and the targets file) → the
+    recommendations file.
+
+    :param service_id: the AiTEMS service.
+    :param train_type: the model's type (``personalRecommend``, ``relatedItem``, ``pop``).
+    :param output: where the recommendations were written.
+    :param version: the training version that answered.
+    :param targets: the targets file, if any (``pop`` has none).
+    :param targets_written: the targets whose recommendations were written.
+    :param rows: the recommendations written.
+    """
+    from airflow.providers.common.compat.openlineage.facet import InputDataset
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    namespace, name = _uri_parts(assets.aitems_uri(service_id, train_type))
+    inputs = [InputDataset(namespace=namespace, name=name)]
+    if targets is not None:
+        inputs.append(InputDataset(*location_name(targets)))  # ids, one a line: no schema to read
+    return OperatorLineage(
+        inputs=inputs,
+        outputs=[output_file(output, rows)],
+        run_facets=_run_facets(service_id=service_id, train_type=train_type, version=version, targets=targets_written),
+    )
+
+
+def aitems_dataset(dataset_id: str, kind: str = "input") -> Any:
+    """An AiTEMS dataset: namespace ``aitems://datasets``, name its id."""
+    from airflow.providers.common.compat.openlineage.facet import InputDataset, OutputDataset
+
+    dataset = OutputDataset if kind == "output" else InputDataset
+    return dataset(namespace="aitems://datasets", name=str(dataset_id))
+
+
+def aitems_service_lineage(
+    *, service_id: str, dataset_ids: Mapping[str, str], name: str | None = None, service_type: str | None = None
+) -> OperatorLineage[Any, Any]:
+    """
+    An AiTEMS service linked to its datasets: the user, item and interaction datasets → the
+    service (namespace ``aitems://<service_id>``, name ``service``: its asset URI).
+
+    :param service_id: the service.
+    :param dataset_ids: dataset type → id.
+    :param name: the service's name.
+    :param service_type: ``batch`` or ``interval``.
+    """
+    from airflow.providers.common.compat.openlineage.facet import OutputDataset
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    namespace, path = _uri_parts(assets.aitems_service_uri(service_id))
+    return OperatorLineage(
+        inputs=[aitems_dataset(dataset_ids[kind]) for kind in sorted(dataset_ids)],
+        outputs=[OutputDataset(namespace=namespace, name=path)],
+        run_facets=_run_facets(service_id=service_id, name=name, type=service_type, datasets=dict(dataset_ids)),
+    )

@@ -13,6 +13,7 @@ import re
 import secrets
 import string
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -413,7 +414,7 @@ def _schema_fields(dataset_type: Any, fields: Any) -> list[dict[str, Any]]:
     _require(len(set(names)) == len(names), "field names must be unique")
     types = {f["name"]: f["type"] for f in checked}
     for column, kind in REQUIRED_FIELDS[str(dataset_type)]:
-        _require(column in types, f"a {dataset_type} schema requires the field {column}")
+        _require(column in types, f"the {dataset_type} schema requires the field {column}")
         _require(types[column] == kind, f"field {column} must be of type {kind}")
     return checked
 
@@ -773,17 +774,8 @@ def service_status(service: Service, now: float) -> str:
     return "disable" if _DISABLE_MARKER in service.description else "learnable"
 
 
-def connected_services(aitems: Aitems, dataset_id: str) -> list[str]:
-    """The ids of the services linked to a dataset (a dataset's ``connectedServices``)."""
-    return [s.service_id for s in aitems.services.values() if dataset_id in s.dataset_ids.values()]
-
-
-def _dataset_type(aitems: Aitems, dataset_id: str) -> str | None:
-    """A dataset's type, from the data slice's datasets (``None`` when the dataset is unknown)."""
-    datasets = getattr(aitems, "datasets", {})
-    dataset = datasets.get(dataset_id) if isinstance(datasets, dict) else None
-    kind = getattr(dataset, "type", None) if dataset is not None else None
-    return kind if isinstance(kind, str) else None
+def _linked_datasets(aitems: Aitems, service: Service) -> list[Dataset]:
+    return [d for d in (aitems.data.datasets.get(i) for i in service.dataset_ids.values()) if d is not None]
 
 
 class ServiceRoutes:
@@ -817,26 +809,37 @@ class ServiceRoutes:
         )
         types: dict[str, str] = {}
         for dataset_id in ids:
-            kind = _dataset_type(aitems, dataset_id)
-            if kind is None:
+            dataset = aitems.data.datasets.get(dataset_id)
+            if dataset is None:
                 raise GatewayError(404, f"dataset {dataset_id} not found")
-            _require(kind not in types, f"more than one {kind} dataset")
-            types[kind] = dataset_id
+            _require(dataset.type not in types, f"more than one {dataset.type} dataset")
+            dataset_status = dataset.status(now)
+            _require(dataset_status == "enable", f"dataset {dataset_id} is {dataset_status}, not enable")
+            types[dataset.type] = dataset_id
         _require(
             set(types) == {"user", "item", "interaction"},
             "exactly one user, one item and one interaction dataset are required",
         )
+        self._unlink(service)
         service.dataset_ids = types
         service.linked = Timeline(now, aitems._runtime.config.job_seconds)
+        for dataset in _linked_datasets(aitems, service):
+            dataset.connected_services.append(service.service_id)
         return web.json_response({"serviceId": service.service_id, "datasetIds": ids})
 
     async def delete_service(self, request: web.Request) -> web.Response:
         aitems = self._aitems
         service = aitems._service(request)
+        self._unlink(service)
         del aitems.services[service.service_id]
         for key in [k for k in aitems.trainings if k[0] == service.service_id]:
             del aitems.trainings[key]
         return web.json_response({"result": "ok"})
+
+    def _unlink(self, service: Service) -> None:
+        """The service leaves its datasets' ``connectedServices`` (relinked or deleted)."""
+        for dataset in _linked_datasets(self._aitems, service):
+            dataset.connected_services[:] = [s for s in dataset.connected_services if s != service.service_id]
 
 
 # --- interval ---
@@ -1146,10 +1149,20 @@ class Recommendations:
         self.max_in_flight = 0
 
     def routes(self) -> list[web.RouteDef]:
+        aitems = self._aitems
+
+        def current(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+            # The routes are made once; a reset replaces aitems.recommendations, and they follow it.
+            async def handle(request: web.Request) -> web.Response:
+                handler: Callable[[web.Request], Awaitable[web.Response]] = getattr(aitems.recommendations, name)
+                return await handler(request)
+
+            return handle
+
         return [
-            web.get(f"{PREFIX}/services/{{service_id}}/infers/lookup", self.lookup),
-            web.post("/_emulator/aitems/services/{service_id}/interactions", self.set_interactions),
-            web.get("/_emulator/aitems/lookups", self.lookup_counts),
+            web.get(f"{PREFIX}/services/{{service_id}}/infers/lookup", current("lookup")),
+            web.post("/_emulator/aitems/services/{service_id}/interactions", current("set_interactions")),
+            web.get("/_emulator/aitems/lookups", current("lookup_counts")),
         ]
 
     def interactions(self, service: Service) -> list[tuple[str, str]]:
