@@ -427,7 +427,7 @@ def _typed(value: str, kind: str, column: str, where: str) -> Any:
         return None
     if kind in ("int", "long"):
         if not _INTEGER.fullmatch(value):
-            raise DatasetFileError(f"{where}: {column} {value[:40]!r} is not a {kind}")
+            raise DatasetFileError(f"{where}: {column} {value[:40]!r} is not of type {kind}")
         number = int(value)
         limit = 2**31 if kind == "int" else 2**63
         if not -limit <= number < limit:
@@ -1170,8 +1170,9 @@ class Recommendations:
         rows = self._interactions.get(service.service_id)
         if rows is not None:
             return rows
-        linked = getattr(self._aitems, "interaction_rows", None)  # the service's linked dataset, once kept
-        return list(linked(service)) if callable(linked) else []
+        dataset_id = service.dataset_ids.get("interaction")  # the linked dataset's rows, once enable
+        data = self._aitems.data.rows(dataset_id) if dataset_id is not None else []
+        return [(str(row["USER_ID"]), str(row["ITEM_ID"])) for row in data if "USER_ID" in row and "ITEM_ID" in row]
 
     def _model(self, service: Service, train_type: str) -> TrainedModel:
         now = self._runtime.now()
