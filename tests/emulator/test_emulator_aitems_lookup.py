@@ -125,3 +125,36 @@ def test_the_test_controls_are_off_without_test_controls(fresh_emulator: Any) ->
     answer = requests.post(f"{plain.url}/_emulator/aitems/services/x/interactions", json={"rows": []}, timeout=10)
     assert answer.status_code == 404
     assert requests.get(f"{plain.url}/_emulator/aitems/lookups", timeout=10).status_code == 404
+
+
+def test_a_trained_service_answers_from_its_linked_interaction_dataset(
+    connections: EmulatorProcess, bucket: str, tmp_path: Any
+) -> None:
+    """The whole way: files in object storage, datasets, a linked service, a training, lookups."""
+    from aitems_interval import FILES, wait_until
+
+    from airflow_provider_predone.hooks.aitems import AitemsHook
+    from airflow_provider_predone.protocol import aitems as api
+
+    hook = AitemsHook()
+    dataset_ids = {}
+    for kind, text in FILES.items():  # u1 and u3 viewed i1, u2 viewed i2
+        path = tmp_path / f"{kind}.csv"
+        path.write_text(text)
+        hook.object_storage.upload(path, bucket, f"lookup/{kind}.csv")
+        hook.create_schema(
+            kind, f"lookup_{kind[:5]}", api.fields_from_header(kind, text.split("\n")[0].split(","), kind)
+        )
+        dataset_ids[kind] = str(
+            hook.create_dataset(kind, f"lookup-{kind}", f"lookup_{kind[:5]}", bucket, f"lookup/{kind}.csv")["datasetId"]
+        )
+    for dataset_id in dataset_ids.values():
+        wait_until("an enabled dataset", lambda d=dataset_id: hook.get_dataset(d)["status"] == "enable")
+    service_id = str(hook.create_service("shop_lookup_linked")["serviceId"])
+    hook.link_datasets(service_id, dataset_ids)
+    wait_until("a learnable service", lambda: hook.get_service(service_id)["status"] == "learnable")
+    hook.request_training(service_id, ["personalRecommend", "pop"])
+    connections.finish_jobs()
+    assert hook.lookup(service_id, "pop") == {"field": "ITEM_ID", "values": ["i1", "i2"]}
+    assert hook.lookup(service_id, "personalRecommend", "u1") == {"field": "ITEM_ID", "values": ["i2"]}
+    assert hook.lookup(service_id, "personalRecommend", "u9") == {"field": "ITEM_ID", "values": []}
