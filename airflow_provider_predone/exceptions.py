@@ -203,3 +203,16 @@ class MetricNotFoundError(AirflowFailException):
     The quality gate's metric is not in the result archive: the gate could not judge, which
     is not a refusal. The message lists the archive's members and how to pass a ``metrics_reader``.
     """
+
+
+class RowsInDoubtError(ApiError, PermanentError):
+    """
+    Rows were sent to an AiTEMS dataset but no answer said whether they were added (the
+    connection dropped, the answer timed out, or a gateway answered 502/504). The service keeps
+    rows sent twice twice and offers no read-back, so they are not sent again by themselves.
+    """
+
+    remedy = (
+        "pass on_batch_in_doubt='resend' (the batch may then be added twice) or 'skip' (it may then "
+        "be missing) and clear the task: it resumes at that batch"
+    )

@@ -155,6 +155,7 @@ class AitemsHook(BaseHook):
         *,
         hp_config: Mapping[str, Any] | None = None,
         description: str | None = None,
+        extra_hp_options: Mapping[str, Any] | None = None,
     ) -> dict[str, str]:
         """
         A2: start one training per type and return ``{type: version}`` of the new trainings.
@@ -170,7 +171,8 @@ class AitemsHook(BaseHook):
             now = api.latest_versions(self.list_trainings(service_id))
             return {} if any(now.get(t) not in (None, before.get(t)) for t in types) else None
 
-        self.call(api.request_training(service_id, types, hp_config, description), reconcile=started)
+        request = api.request_training(service_id, types, hp_config, description, extra_hp_options)
+        self.call(request, reconcile=started)
         return self.new_versions(service_id, types, before)
 
     def new_versions(

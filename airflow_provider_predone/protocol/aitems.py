@@ -265,12 +265,20 @@ def list_services() -> ApiRequest[list[dict[str, Any]]]:
 
 
 def request_training(
-    service_id: str, train_types: Sequence[str], hp_config: Mapping[str, Any] | None, description: str | None
+    service_id: str,
+    train_types: Sequence[str],
+    hp_config: Mapping[str, Any] | None,
+    description: str | None,
+    extra_hp_options: Mapping[str, Any] | None = None,
 ) -> ApiRequest[dict[str, Any]]:
-    """A2 Request service training (batch services): one training per type. Not idempotent."""
+    """
+    A2 Request service training (batch services): one training per type. Not idempotent.
+
+    :param extra_hp_options: see :func:`validate_hp_config`.
+    """
     body: dict[str, Any] = {
         "types": validate_train_types(train_types),
-        "hpConfig": validate_hp_config(hp_config),
+        "hpConfig": validate_hp_config(hp_config, extra_hp_options),
     }
     if description:
         body["description"] = description
@@ -458,7 +466,7 @@ def validate_fields(dataset_type: str, fields: Any, field: str = "fields") -> li
         if column not in types:
             near = next((n for n in names if n.lower() == column.lower()), None)
             hint = f" ({near!r} differs in case: names are case-sensitive)" if near else ""
-            raise InvalidInputError(f"{field}: a {dataset_type} schema needs the column {column!r}{hint}")
+            raise InvalidInputError(f"{field}: the {dataset_type} schema needs the column {column!r}{hint}")
         if types[column] != REQUIRED_COLUMN_TYPES[column]:
             raise InvalidInputError(
                 f"{field}: column {column!r} must have type {REQUIRED_COLUMN_TYPES[column]!r}, got {types[column]!r}"
@@ -494,9 +502,8 @@ def check_header(
             raise InvalidInputError(
                 f"{source}: column {near!r} must be named exactly {column!r} (names are case-sensitive)"
             )
-        raise InvalidInputError(
-            f"{source}: the {dataset_type} data needs the column {column!r}; its header is {list(header)}"
-        )
+        needs = f"the {dataset_type} data needs" if column in REQUIRED_COLUMNS[dataset_type] else "the schema has"
+        raise InvalidInputError(f"{source}: {needs} the column {column!r}, missing from the header {list(header)}")
     if not exact:
         return
     extra = [name for name in header if name not in columns]
