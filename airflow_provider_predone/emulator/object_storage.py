@@ -56,7 +56,7 @@ def _client(endpoint: str, access_key: str, secret_key: str) -> Any:
         config=Config(
             signature_version="s3v4",
             s3={"addressing_style": "path"},
-            retries={"max_attempts": 3, "mode": "standard"},
+            retries={"total_max_attempts": 3, "mode": "standard"},
             connect_timeout=10,
             read_timeout=60,
         ),

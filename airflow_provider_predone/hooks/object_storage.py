@@ -193,7 +193,7 @@ class ObjectStorageClient:
             # AWS-only integrity headers (boto3 >= 1.36 sends them by default) break other S3 stores.
             "request_checksum_calculation": "when_required",
             "response_checksum_validation": "when_required",
-            "retries": {"max_attempts": self._http.max_retries + 1, "mode": "standard"},
+            "retries": {"total_max_attempts": self._http.max_retries + 1, "mode": "standard"},
             "connect_timeout": self._http.timeout,
             # Every S3 call may be a transfer: the read timeout is the silence tolerated in one.
             "read_timeout": max(self._http.timeout, self._http.transfer_timeout),
