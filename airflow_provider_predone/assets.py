@@ -9,7 +9,11 @@ URIs (registered under ``asset-uris`` in the provider info):
 * ``predone://<service>/models/<model_id>/serving`` — what the model's prediction APIs serve;
   an event when a retrained version is switched in;
 * ``aitems://<service_id>/<train_type>`` — an AiTEMS recommendation model; an event when a
-  training completes.
+  training completes;
+* ``aitems://<service_id>/service`` — an AiTEMS service; an event when its datasets are linked
+  and it can learn;
+* ``aitems://datasets/<dataset_id>`` — an AiTEMS dataset; an event when it is registered and
+  ``enable``.
 
 Model ids are known only when a task runs, so the operators emit these events through an
 asset alias they declare as an outlet (:data:`MODEL_UPDATES`, :data:`SERVING_UPDATES`,
@@ -27,6 +31,12 @@ from airflow_provider_predone.protocol.aitems import TRAIN_TYPES
 MODEL_UPDATES = "predone_model_updates"
 SERVING_UPDATES = "predone_serving_updates"
 AITEMS_UPDATES = "aitems_training_updates"
+AITEMS_SERVICES = "aitems_service_updates"
+AITEMS_DATASETS = "aitems_dataset_updates"
+#: the host part of a dataset's asset URI (:func:`aitems_dataset_uri`); AiTEMS service ids are never this
+AITEMS_DATASET_HOST = "datasets"
+#: the last part of a service's own asset URI (:func:`aitems_service_uri`)
+AITEMS_SERVICE = "service"
 
 _PREDONE_PATH = re.compile(r"^/models/[1-9][0-9]*(/serving)?$")
 
@@ -52,11 +62,24 @@ def sanitize_predone_uri(uri: SplitResult) -> SplitResult:
     return uri._replace(query="", fragment="")
 
 
+def aitems_service_uri(service_id: str) -> str:
+    """An AiTEMS service itself (its datasets linked), beside its models ``aitems://<service_id>/<train_type>``."""
+    return f"aitems://{service_id}/{AITEMS_SERVICE}"
+
+
+def aitems_dataset_uri(dataset_id: str) -> str:
+    """An AiTEMS dataset, ``aitems://datasets/<dataset_id>``: the namespace and name its lineage has too."""
+    return f"aitems://{AITEMS_DATASET_HOST}/{dataset_id}"
+
+
 def sanitize_aitems_uri(uri: SplitResult) -> SplitResult:
-    """Airflow's URI handler for ``aitems://``: ``aitems://<service_id>/<train_type>``."""
-    if not uri.netloc or uri.path.lstrip("/") not in TRAIN_TYPES:
+    """Airflow's URI handler for ``aitems://``: ``aitems://<service_id>/<train_type or service>``."""
+    if uri.netloc == AITEMS_DATASET_HOST and uri.path.count("/") == 1 and len(uri.path) > 1:
+        return uri._replace(query="", fragment="")  # aitems://datasets/<dataset_id>
+    if not uri.netloc or uri.path.lstrip("/") not in (*TRAIN_TYPES, AITEMS_SERVICE):
         raise ValueError(
-            f"an aitems:// asset URI must be aitems://<service_id>/<one of {list(TRAIN_TYPES)}>, got {uri.geturl()!r}"
+            "an aitems:// asset URI must be aitems://<service_id>/<one of "
+            f"{[*TRAIN_TYPES, AITEMS_SERVICE]}>, got {uri.geturl()!r}"
         )
     return uri._replace(query="", fragment="")
 

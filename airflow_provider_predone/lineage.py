@@ -444,3 +444,61 @@ def aitems_service_lineage(
         outputs=[OutputDataset(namespace=namespace, name=path)],
         run_facets=_run_facets(service_id=service_id, name=name, type=service_type, datasets=dict(dataset_ids)),
     )
+
+
+def push_rows_lineage(
+    *, source: Any, service_id: str, dataset_id: str, rows: int | None, csv_file: bool
+) -> OperatorLineage[Any, Any]:
+    """
+    AiTEMS incremental rows: the rows file → the dataset they were pushed into and the service
+    that learns from them.
+
+    :param source: the rows file (local path or ``ObjectStoragePath``).
+    :param service_id: the interval service.
+    :param dataset_id: the dataset.
+    :param rows: the rows pushed.
+    :param csv_file: whether the file is CSV (its header gives a schema facet); JSON Lines has none.
+    """
+    from airflow.providers.common.compat.openlineage.facet import InputDataset, OutputDataset
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    namespace, path = _uri_parts(assets.aitems_service_uri(service_id))
+    return OperatorLineage(
+        inputs=[input_file(source) if csv_file else InputDataset(*location_name(source))],
+        outputs=[aitems_dataset(dataset_id, "output"), OutputDataset(namespace=namespace, name=path)],
+        run_facets=_run_facets(service_id=service_id, dataset_id=dataset_id, rows=rows),
+    )
+
+
+def aitems_dataset_lineage(
+    *,
+    bucket: str,
+    key: str,
+    dataset_id: str,
+    source: Any = None,
+    name: str | None = None,
+    dataset_type: str | None = None,
+    schema_name: str | None = None,
+) -> OperatorLineage[Any, Any]:
+    """
+    An AiTEMS dataset registered: its file (or prefix of files) in NCP Object Storage → the dataset.
+
+    :param bucket: the Object Storage bucket (namespace ``s3://<bucket>``, as an ``ObjectStoragePath`` names it).
+    :param key: the object's key, or the prefix of the dataset's files.
+    :param dataset_id: the dataset made.
+    :param source: the file uploaded to ``key``, when the task uploaded one (local path or ``ObjectStoragePath``).
+    :param name: the dataset's name.
+    :param dataset_type: ``user``, ``item`` or ``interaction``.
+    :param schema_name: the dataset's schema.
+    """
+    from airflow.providers.common.compat.openlineage.facet import InputDataset
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    inputs = [InputDataset(namespace=f"s3://{bucket}", name=key)]
+    if source is not None:
+        inputs.insert(0, InputDataset(*location_name(source)))
+    return OperatorLineage(
+        inputs=inputs,
+        outputs=[aitems_dataset(dataset_id, "output")],
+        run_facets=_run_facets(dataset_id=dataset_id, name=name, type=dataset_type, schema_name=schema_name),
+    )
