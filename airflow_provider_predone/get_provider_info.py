@@ -188,7 +188,21 @@ def get_provider_info() -> dict[str, Any]:
                         "login": "NCP API access key ID",
                     },
                 },
-                "conn-fields": dict(_HTTP_SETTINGS),
+                "conn-fields": {
+                    # Read by hooks.object_storage.ObjectStorageSettings (same keys sign S3 requests).
+                    "object_storage_endpoint": {
+                        "label": "Object Storage endpoint",
+                        "description": "S3 endpoint of NCP Object Storage, where the datasets' files are put "
+                        "and read; empty for https://kr.object.ncloudstorage.com (the KR region AiTEMS reads).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "object_storage_region": {
+                        "label": "Object Storage region",
+                        "description": "Region signed into Object Storage requests; empty for kr-standard.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    **_HTTP_SETTINGS,
+                },
             },
         ],
     }
