@@ -88,6 +88,34 @@ def test_a_file_is_uploaded_registered_and_waited_for(
     clicks = result.xcom("clicks_in_bucket")
     assert (clicks["key"], clicks["schema_name"], clicks["type"]) == ("clicks/", "shop_clicks", "interaction")
     assert hook.get_dataset(clicks["dataset_id"])["status"] == "enable"
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = {
+            e.asset.uri: e.extra for e in session.query(AssetEvent).all() if e.source_run_id == result.dag_run.run_id
+        }
+    assert events[f"aitems://datasets/{users['dataset_id']}"] == {
+        "event": "registered",
+        "name": "users_day1",
+        "type": "user",
+        "schema_name": "shop_users",
+        "bucket": bucket,
+        "key": "incoming/users.csv",
+    }
+    assert f"aitems://datasets/{clicks['dataset_id']}" in events
+
+
+def test_a_dataset_asset_uri_names_the_dataset() -> None:
+    from urllib.parse import urlsplit
+
+    from airflow_provider_predone import assets
+
+    uri = assets.aitems_dataset_uri("ds1")
+    assert assets.sanitize_aitems_uri(urlsplit(uri)).geturl() == "aitems://datasets/ds1"
+    for bad in ("aitems://datasets/", "aitems://datasets/a/b"):
+        with pytest.raises(ValueError, match="an aitems:// asset URI must be"):
+            assets.sanitize_aitems_uri(urlsplit(bad))
 
 
 def test_a_file_the_service_refuses_fails_the_task_with_its_message(
