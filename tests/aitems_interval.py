@@ -70,3 +70,32 @@ def pushed(emulator_url: str, service_id: str, dataset_id: str) -> dict[str, Any
     with opener.open(url, timeout=10) as answer:
         result: dict[str, Any] = json.loads(answer.read())
         return result
+
+
+class TaskInstance:
+    """What the operators use of a task instance: the ids that name its retry record."""
+
+    def __init__(self, task_id: str) -> None:
+        self.dag_id, self.run_id, self.task_id, self.map_index = "aitems_interval", f"run-{task_id}", task_id, -1
+
+
+class TaskStateStore(dict[str, Any]):
+    """Airflow 3.3's ``task_state_store``: kept across a task's tries, as Airflow keeps it."""
+
+    def set(self, name: str, value: Any) -> None:
+        self[name] = json.loads(json.dumps(value))  # stored as JSON, as Airflow stores it
+
+    def delete(self, name: str) -> None:
+        self.pop(name, None)
+
+
+def task_context(task_id: str) -> dict[str, Any]:
+    """A task's context for ``execute``: its instance and retry record (kept across tries)."""
+    ti = TaskInstance(task_id)
+    return {"ti": ti, "task_instance": ti, "task_state_store": TaskStateStore()}
+
+
+def interaction_rows(count: int) -> str:
+    """``count`` distinct interaction rows as CSV."""
+    lines = [f"u{n % 3 + 1},i{n % 3 + 1},{1764547200 + n}" for n in range(count)]
+    return "USER_ID,ITEM_ID,TIMESTAMP\n" + "\n".join(lines) + "\n"
