@@ -1,5 +1,5 @@
 """
-``python -m benchmarks [P1 P2 P3 P4] [--quick]`` (``make bench`` runs them all).
+``python -m benchmarks [P1 P2 P3 P4 P5] [--quick]`` (``make bench`` runs them all).
 
 Progress goes to stderr; stdout gets exactly one summary line per benchmark, starting with
 its id, holding the ratios against the baseline measured in the same run.
@@ -16,12 +16,13 @@ from typing import Any
 
 from benchmarks import _common as common
 
-BENCHMARKS = ("P1", "P2", "P3", "P4")
+BENCHMARKS = ("P1", "P2", "P3", "P4", "P5")
 DESCRIPTIONS = {
     "P1": "2,000 status triggers in one event loop vs a bare shared session and the per-poll session pattern",
     "P2": "1 GiB upload and download through the hook vs curl",
     "P3": "DAG-parse cost: importing airflow.sdk alone vs with our operator and sensor modules",
     "P4": "batch scoring with 20 ms inference latency vs the vendor sample's sequential loop",
+    "P5": "AiTEMS recommendations out, 20 ms lookup latency, at 8 and 32 in flight vs the latency's ceiling",
 }
 
 
@@ -32,7 +33,13 @@ def _progress(line: str) -> None:
 def _module(benchmark: str) -> Any:
     import importlib
 
-    names = {"P1": "p1_trigger_scale", "P2": "p2_streaming", "P3": "p3_parse_cost", "P4": "p4_scoring"}
+    names = {
+        "P1": "p1_trigger_scale",
+        "P2": "p2_streaming",
+        "P3": "p3_parse_cost",
+        "P4": "p4_scoring",
+        "P5": "p5_recommendations",
+    }
     return importlib.import_module(f"benchmarks.{names[benchmark]}")
 
 
@@ -50,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         epilog="\n".join(f"{b}: {d}" for b, d in DESCRIPTIONS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("benchmarks", nargs="*", metavar="ID", help="P1 P2 P3 P4 (default: all)")
+    parser.add_argument("benchmarks", nargs="*", metavar="ID", help="P1 P2 P3 P4 P5 (default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repetitions (a smoke run)")
     options = parser.parse_args(argv)
     chosen = [b.upper() for b in options.benchmarks] or list(BENCHMARKS)
