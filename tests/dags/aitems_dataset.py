@@ -7,6 +7,7 @@ from datetime import datetime
 from airflow.sdk import DAG, Param
 
 from airflow_provider_predone.operators.aitems import AitemsDatasetOperator
+from airflow_provider_predone.sensors.aitems import AitemsDatasetSensor
 
 with DAG(
     dag_id="aitems_dataset",
@@ -49,3 +50,20 @@ with DAG(
         poll_interval=0.2,
         timeout=60,
     )
+
+with DAG(
+    dag_id="aitems_dataset_sensor",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={"good": Param(type="string"), "bad": Param(type="string")},
+) as sensor_dag:
+    for which in ("good", "bad"):
+        for deferrable in (True, False):
+            AitemsDatasetSensor(
+                task_id=f"{which}_{'deferrable' if deferrable else 'poke'}",
+                dataset_id=f"{{{{ params.{which} }}}}",
+                deferrable=deferrable,
+                poke_interval=0.2,
+                timeout=60,
+            )

@@ -106,6 +106,24 @@ def test_a_file_is_uploaded_registered_and_waited_for(
     assert f"aitems://datasets/{clicks['dataset_id']}" in events
 
 
+def test_the_sensor_waits_for_enable_and_fails_on_upload_failed(
+    connections: EmulatorProcess, object_storage_server: ObjectStorageServer, bucket: str, airflow_db: None
+) -> None:
+    object_storage_server.client().put_object(Bucket=bucket, Key="users.csv", Body=b"USER_ID\nu1\n")
+    hook = AitemsHook()
+    hook.create_schema("user", "shop_users", [{"name": "USER_ID", "type": "string"}])
+    good = hook.create_dataset("user", "good", "shop_users", bucket, "users.csv")["datasetId"]
+    bad = hook.create_dataset("user", "bad", "shop_users", bucket, "users.csv", "[emulator-fail:upload_failed]")
+    result = run_dag(DAGS, "aitems_dataset_sensor", good=good, bad=bad["datasetId"])
+    assert result.states == {
+        "good_deferrable": "success",
+        "good_poke": "success",
+        "bad_deferrable": "failed",
+        "bad_poke": "failed",
+    }
+    assert result.xcom("good_deferrable")["job_status"] == "enable"
+
+
 def test_a_dataset_asset_uri_names_the_dataset() -> None:
     from urllib.parse import urlsplit
 
