@@ -291,12 +291,14 @@ class ObjectStorageClient:
         label = f"Upload of {data.name} to s3://{bucket}/{key}"
         progress = _SharedProgress(self.log, label, data.size)
         config = self._transfer_config()
+        local = _local_file(data.location)
         try:
-            if isinstance(data.location, Path):
+            if local is not None:
                 # boto3 reads each part from the file as it is sent: nothing is held in memory.
-                self._s3.upload_file(str(data.location), bucket, key, Config=config, Callback=progress.add)
+                self._s3.upload_file(local, bucket, key, Config=config, Callback=progress.add)
             else:
-                with data.open() as stream:
+                # Through the path's filesystem, not ObjectStoragePath.open (which reports lineage).
+                with data.location.fs.open(data.location.path, "rb") as stream:
                     self._s3.upload_fileobj(stream, bucket, key, Config=config, Callback=progress.add)
         except Exception as exc:
             raise self._error(exc, "PutObject", bucket, key) from None
@@ -384,6 +386,18 @@ class ObjectStorageClient:
         return UnexpectedResponseError(
             f"Object Storage {operation} of bucket {bucket!r} answered {what}", endpoint=f"Object Storage {operation}"
         )
+
+
+def _local_file(location: Any) -> str | None:
+    """The local file path of ``location`` (a ``Path`` or a ``file://`` ``ObjectStoragePath``), else ``None``."""
+    # An ObjectStoragePath is a pathlib.Path on Airflow 3.0 (universal_pathlib 0.2): its protocol tells.
+    protocol = getattr(location, "protocol", None)
+    if protocol is None:
+        path: str = os.fspath(location)
+        return path
+    if protocol in ("", "file", "local"):
+        return str(location.path)
+    return None
 
 
 def _bounded(text: Any) -> str:
