@@ -33,6 +33,7 @@ def test_example_dags_parse_without_import_errors(airflow_db) -> None:
         "predone_score_on_switch",
         "predone_forecast",
         "aitems_train",
+        "aitems_recommendations",
     }
     if __version__.startswith("3.0."):
         # No human-in-the-loop before 3.1: the approval example fails at parse, naming the version.
@@ -131,7 +132,7 @@ def test_aitems_train(connections: EmulatorProcess, airflow_db) -> None:
     assert connections.state()["aitems_trainings_started"] == 3
 
 
-@pytest.mark.parametrize("dag_id", ["predone_lifecycle", "predone_forecast", "aitems_train"])
+@pytest.mark.parametrize("dag_id", ["predone_lifecycle", "predone_forecast", "aitems_train", "aitems_recommendations"])
 def test_every_wait_is_deferrable(airflow_db, dag_id: str) -> None:
     dag = load_dag(EXAMPLES, dag_id)
     waiting = [t for t in dag.tasks if hasattr(t, "deferrable") and getattr(t, "wait_for_completion", True)]

@@ -1,0 +1,97 @@
+"""
+The ``aitems_recommendations`` example DAG runs nightly from raw files to recommendations files,
+with ``dag.test()`` against the emulator and a real S3-compatible server (moto's, on 127.0.0.1):
+the files land in the bucket, the emulator reads them from there to register the datasets, the
+service is created on the first night and reused on the next, and the output files hold every
+target in input order.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from helpers import DATA, EXAMPLES, DagRunResult, load_dag
+from object_storage import ObjectStorageServer
+
+from airflow_provider_predone.emulator import EmulatorProcess
+
+DAG_ID = "aitems_recommendations"
+NIGHTS = (datetime(2026, 12, 6, 2, tzinfo=UTC), datetime(2026, 12, 7, 2, tzinfo=UTC))
+
+
+def run_night(night: datetime, **conf: object) -> DagRunResult:
+    """One scheduled night: ``run_after`` (and so the datasets' names and keys) is that night."""
+    from airflow import settings
+
+    if settings.Session is None:  # as helpers.run_dag: an api-server app may have disposed the ORM
+        settings.configure_orm()
+    dag: Any = load_dag(EXAMPLES, DAG_ID)
+    return DagRunResult(dag.test(logical_date=night, run_conf=conf))
+
+
+def column(path: Path, name: str) -> list[str]:
+    with path.open(newline="") as stream:
+        return [row[name] for row in csv.DictReader(stream)]
+
+
+def test_two_nights_from_raw_files_to_recommendations(
+    connections: EmulatorProcess, object_storage_server: ObjectStorageServer, bucket: str, airflow_db, tmp_path: Path
+) -> None:
+    from airflow_provider_predone.hooks.aitems import AitemsHook
+
+    users, items = (
+        column(DATA / "aitems_target_users.csv", "USER_ID"),
+        column(DATA / "aitems_target_items.csv", "ITEM_ID"),
+    )
+    service_ids = []
+    for night in NIGHTS:
+        result = run_night(night, bucket=bucket, output_dir=str(tmp_path))
+        assert set(result.states.values()) == {"success"}, result.states
+        day = night.strftime("%Y%m%d")
+
+        # Raw files → the bucket, under the night's prefix, each under its own name.
+        keys = sorted(o["Key"] for o in object_storage_server.client().list_objects(Bucket=bucket)["Contents"])
+        assert {f"shop/{day}/aitems_{kind}.csv" for kind in ("users", "items", "interactions")} <= set(keys)
+
+        # → three datasets, enabled (the emulator read and checked the files in the bucket).
+        registered = {kind: result.xcom(f"register_{kind}s") for kind in ("user", "item", "interaction")}
+        for kind, dataset in registered.items():
+            assert dataset["type"] == kind
+            assert dataset["name"] == f"shop_{kind}s_{day}"
+            assert (dataset["bucket"], dataset["key"]) == (bucket, f"shop/{day}/{dataset['key'].rsplit('/', 1)[-1]}")
+            assert AitemsHook().get_dataset(dataset["dataset_id"])["status"] == "enable"
+
+        # → the service, linked to tonight's datasets; → both trainings completed.
+        service = result.xcom("service")
+        service_ids.append(service["service_id"])
+        trained = result.xcom("train")
+        assert trained["service_id"] == service["service_id"]
+        assert trained["statuses"] == {"personalRecommend": "completed", "relatedItem": "completed"}
+
+        # → the recommendations files: every target, in the targets file's order.
+        out = tmp_path / day
+        for_users = result.xcom("recommend_for_users")
+        assert (for_users["targets"], for_users["train_type"]) == (len(users), "personalRecommend")
+        assert for_users["version"] == trained["versions"]["personalRecommend"]
+        rows = list(csv.DictReader((out / "for_users.csv").open(newline="")))
+        assert rows
+        assert list(rows[0]) == ["target_id", "rank", "item_id"]
+        assert len(rows) == for_users["rows"]
+        assert list(dict.fromkeys(r["target_id"] for r in rows)) == [
+            u for u in users if any(r["target_id"] == u for r in rows)
+        ]
+        assert for_users["targets"] - for_users["empty"] == len({r["target_id"] for r in rows})
+        lines = [json.loads(line) for line in (out / "related_items.jsonl").read_text().splitlines()]
+        assert [line["target"] for line in lines] == items
+        assert any(line["values"] for line in lines)
+        assert not list(out.glob("*.part"))
+
+    # The second night reused the service the first created: created exactly once.
+    assert service_ids[0] == service_ids[1]
+    services = [s for s in AitemsHook().list_services() if s.get("name") == "shop_reco_nightly"]
+    assert [s["serviceId"] for s in services] == service_ids[:1]
+    assert connections.state()["aitems_trainings_started"] == 4
