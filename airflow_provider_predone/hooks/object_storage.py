@@ -30,6 +30,7 @@ from airflow_provider_predone.exceptions import (
     InvalidInputError,
     NotFoundError,
     TransientApiError,
+    UnexpectedResponseError,
 )
 from airflow_provider_predone.hooks._http import Progress, network_failure
 from airflow_provider_predone.hooks.connection import HttpSettings
@@ -252,6 +253,8 @@ class ObjectStorageClient:
         :raises InvalidInputError: the bucket does not exist, or the prefix holds more than ``max_keys``.
         """
         check_bucket_name(bucket)
+        if not isinstance(prefix, str) or len(prefix.encode()) > 1024:
+            raise InvalidInputError(f"prefix: {prefix!r} is not a key prefix (text of at most 1024 bytes)")
         keys: list[str] = []
         marker = ""
         while True:
@@ -381,8 +384,6 @@ class ObjectStorageClient:
         return BadRequestError(f"{label} failed{said}", **details)
 
     def _unexpected(self, operation: str, bucket: str, what: str) -> Exception:
-        from airflow_provider_predone.exceptions import UnexpectedResponseError
-
         return UnexpectedResponseError(
             f"Object Storage {operation} of bucket {bucket!r} answered {what}", endpoint=f"Object Storage {operation}"
         )
