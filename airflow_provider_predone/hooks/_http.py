@@ -105,46 +105,85 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ApiError) and exc.transient
 
 
+class RetryPolicy:
+    """
+    The one retry policy of every call, sync and async, as tenacity's ``stop``, ``wait`` and
+    ``retry``: every attempt, the first included, runs under it.
+
+    Transient failures are retried with exponential backoff and full jitter, waiting at least
+    a ``Retry-After`` the server sent but never more than ``retry_max_wait`` (a server cannot
+    park a worker or the triggerer); everything else fails at once.
+
+    Built once per transport and shared by its calls: tenacity's ``Retrying`` holds the state
+    of one call, so each call gets its own (:meth:`retrying`, :meth:`aretrying`), but the
+    policy's parts are made once.
+
+    :param settings: the connection's retry settings (``max_retries``, ``retry_wait``,
+        ``retry_max_wait``).
+    :param deadline: Unix time no wait may reach; ``None``: the deadline of the enclosing
+        :func:`deadline_scope` (a trigger's), if any, read when a retry is decided. A retry that
+        would have to wait past it is not made, and the last failure is raised instead.
+    """
+
+    def __init__(self, settings: HttpSettings, deadline: float | None = None) -> None:
+        self.settings = settings
+        self.deadline = deadline
+        self._backoff = tenacity.wait_random_exponential(multiplier=settings.retry_wait, max=settings.retry_max_wait)
+        self._kwargs: dict[str, Any] = {
+            "stop": self.stop,
+            "wait": self.wait,
+            "retry": tenacity.retry_if_exception(is_transient),
+            "reraise": True,
+        }
+
+    def _deadline(self) -> float | None:
+        return self.deadline if self.deadline is not None else _DEADLINE.get()
+
+    def _wanted(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        retry_after = getattr(exc, "retry_after", None) or 0.0
+        return min(max(float(retry_after), self._backoff(retry_state)), self.settings.retry_max_wait)
+
+    def wait(self, retry_state: tenacity.RetryCallState) -> float:
+        """Seconds to wait before the next attempt (never past the deadline)."""
+        seconds = self._wanted(retry_state)
+        deadline = self._deadline()
+        return seconds if deadline is None else max(0.0, min(seconds, deadline - time.time()))
+
+    def stop(self, retry_state: tenacity.RetryCallState) -> bool:
+        """Whether to give up: ``max_retries`` retries made, or the wait would reach the deadline."""
+        if retry_state.attempt_number > self.settings.max_retries:
+            return True
+        deadline = self._deadline()
+        # Whatever the order tenacity evaluates wait and stop in: the wait wanted decides.
+        return deadline is not None and time.time() + self._wanted(retry_state) >= deadline
+
+    def kwargs(self, before_sleep: Callable[[Any], None] | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``."""
+        return {**self._kwargs, "before_sleep": before_sleep}
+
+    def retrying(self, log: logging.Logger | Any, label: str) -> tenacity.Retrying:
+        """A ``Retrying`` for one sync call, logging each retry as ``label: attempt 1 failed ...``."""
+        return tenacity.Retrying(before_sleep=_log_retry(log, label), **self._kwargs)
+
+    def aretrying(self, log: logging.Logger | Any, label: str) -> tenacity.AsyncRetrying:
+        """An ``AsyncRetrying`` for one async call (see :meth:`retrying`)."""
+        return tenacity.AsyncRetrying(before_sleep=_log_retry(log, label), **self._kwargs)
+
+
 def retry_policy(
     settings: HttpSettings,
     before_sleep: Callable[[Any], None] | None = None,
     deadline: float | None = None,
 ) -> dict[str, Any]:
     """
-    Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``: the one retry policy.
+    Keyword arguments for ``tenacity.Retrying`` / ``AsyncRetrying``: the one retry policy
+    (:class:`RetryPolicy`), for code that drives tenacity itself.
 
-    Transient failures are retried with exponential backoff and full jitter, waiting at least
-    a ``Retry-After`` the server sent but never more than ``retry_max_wait`` (a server cannot
-    park a worker or the triggerer); everything else fails at once.
-
-    :param deadline: Unix time no wait may reach (a trigger's deadline): a retry that would
-        have to wait past it is not made, and the last failure is raised instead.
+    :param deadline: Unix time no wait may reach (default: the enclosing :func:`deadline_scope`'s).
     """
-    backoff = tenacity.wait_random_exponential(multiplier=settings.retry_wait, max=settings.retry_max_wait)
-
-    def wanted(retry_state: tenacity.RetryCallState) -> float:
-        outcome = retry_state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        retry_after = getattr(exc, "retry_after", None) or 0.0
-        return min(max(float(retry_after), backoff(retry_state)), settings.retry_max_wait)
-
-    def wait(retry_state: tenacity.RetryCallState) -> float:
-        seconds = wanted(retry_state)
-        return seconds if deadline is None else max(0.0, min(seconds, deadline - time.time()))
-
-    def stop(retry_state: tenacity.RetryCallState) -> bool:
-        if retry_state.attempt_number > settings.max_retries:
-            return True
-        # Whatever the order tenacity evaluates wait and stop in: the wait wanted decides.
-        return deadline is not None and time.time() + wanted(retry_state) >= deadline
-
-    return {
-        "stop": stop,
-        "wait": wait,
-        "retry": tenacity.retry_if_exception(is_transient),
-        "reraise": True,
-        "before_sleep": before_sleep,
-    }
+    return RetryPolicy(settings, deadline).kwargs(before_sleep)
 
 
 def describe_retry(retry_state: Any) -> str:
@@ -496,6 +535,7 @@ class SyncTransport:
         network = settings.network
         ssl_context(network)  # a CA bundle or client certificate that cannot load fails here, early
         self._options = requests_options(network)
+        self.retry = RetryPolicy(settings)
         warn_unverified(network, settings.conn_id, log)
         _strip_urllib3_queries()
 
@@ -610,8 +650,7 @@ class SyncTransport:
                     return done
             return once()
 
-        retrying = tenacity.Retrying(**retry_policy(self.settings, _log_retry(self.log, label), _DEADLINE.get()))
-        return retrying(attempt)
+        return self.retry.retrying(self.log, label)(attempt)
 
     def _error_body(self, response: requests.Response, label: str) -> bytes:
         """An answer read only to be quoted in an error: its first :data:`ERROR_BODY_LIMIT` bytes."""
@@ -746,6 +785,7 @@ class AsyncTransport:
         self.session = session
         self.log = log
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        self.retry = RetryPolicy(settings)
         # The proxy of each origin, resolved on first use: the connection's, else (trust_env)
         # the environment's unless NO_PROXY exempts the host. aiohttp's own trust_env would
         # read the whole environment (and ~/.netrc) again on every request, thousands a minute.
@@ -806,26 +846,10 @@ class AsyncTransport:
                 raise error
             return read_answer(request, status, response_headers, content, self._map_error, self.settings.conn_id)
 
-        # The first attempt goes out without tenacity: its set-up per call (AsyncRetrying and its
-        # per-attempt state machine) costs about 30 us of CPU, a tenth of a status poll's, and
-        # thousands of triggers poll in one loop. Measured with P1 (2026-12-07, shared machine):
-        # every attempt through tenacity 1.55x the floor (repetitions 1.27/1.55/1.71), over the
-        # 1.5x goal, against 1.22x (0.92/1.22/1.38) with this path. A transient failure is
-        # replayed as tenacity's first attempt, so waits, retries and log lines are the policy's
-        # alone: retry_policy stays the one place that decides a retry.
-        try:
-            return await once()
-        except ApiError as exc:
-            if not exc.transient:
-                raise
-            first_failure: ApiError | None = exc
-        deadline = _DEADLINE.get()
-        retrying = tenacity.AsyncRetrying(**retry_policy(self.settings, _log_retry(self.log, request.label), deadline))
-        async for attempt in retrying:
+        # Every attempt, the first included, runs under the policy. tenacity's cost per call is
+        # its state machine, not the set-up: see docs/contributing.md, "Retries".
+        async for attempt in self.retry.aretrying(self.log, request.label):
             with attempt:
-                if first_failure is not None:
-                    failure, first_failure = first_failure, None
-                    raise failure
                 return await once()
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
