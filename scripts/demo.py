@@ -1,10 +1,13 @@
 """
 ``make demo``: the model lifecycle in Airflow against the local emulator, on one machine.
 
-Starts the emulator, prepares an Airflow home under ``.demo/airflow`` with the example DAGs,
-points ``predone_default`` and ``aitems_default`` at the emulator, runs ``predone_lifecycle``,
-``aitems_train`` and ``predone_forecast`` with ``airflow dags test`` and prints what happened. Everything it
-writes (Airflow home, task logs, the emulator's files, predictions) stays in ``.demo/``.
+Starts the emulator and a local S3-compatible server standing in for NCP Object Storage (moto's,
+from the test extras, as the tests start it: ``tests/object_storage.py``), prepares an Airflow
+home under ``.demo/airflow`` with the example DAGs, points ``predone_default`` and
+``aitems_default`` at them, runs ``predone_lifecycle``, ``aitems_train``, ``predone_forecast`` and
+``aitems_recommendations`` with ``airflow dags test`` and prints what happened. Everything it
+writes (Airflow home, task logs, the emulator's files, predictions, recommendations) stays in
+``.demo/``; the object storage lives as long as the demo.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / ".demo"
-DAG_IDS = ("predone_lifecycle", "aitems_train", "predone_forecast")
+DAG_IDS = ("predone_lifecycle", "aitems_train", "predone_forecast", "aitems_recommendations")
 #: Where each DAG writes its outputs, under the demo's output folder (``--conf output_dir``).
-OUTPUT_DIRS = {"predone_lifecycle": ".", "predone_forecast": "forecast"}
+OUTPUT_DIRS = {"predone_lifecycle": ".", "predone_forecast": "forecast", "aitems_recommendations": "recommendations"}
+#: The bucket the AiTEMS example uploads its files to (created by the demo, as a user creates theirs).
+BUCKET = "aitems-demo"
 
 
 def main() -> int:
@@ -58,15 +63,23 @@ def main() -> int:
     os.environ.update(env)  # this process reads the results from the same database
     from airflow_provider_predone.emulator import EmulatorProcess
 
+    sys.path.insert(0, str(REPO / "tests"))  # the tests' object storage server, one way of starting it
+    from object_storage import ObjectStorageServer
+
     started = time.monotonic()
-    with EmulatorProcess(
-        secret_key=args.secret_key,
-        job_seconds=args.job_seconds,
-        build_seconds=1.0,
-        data_dir=str(demo / "emulator"),
-        test_controls=args.secrets_file is not None,  # /_emulator/secrets only for the leak check
-    ) as emulator:
-        print(f"Emulator: {emulator.url}")
+    with (
+        ObjectStorageServer() as storage,
+        EmulatorProcess(
+            secret_key=args.secret_key,
+            job_seconds=args.job_seconds,
+            build_seconds=1.0,
+            data_dir=str(demo / "emulator"),
+            object_storage_endpoint=storage.endpoint,  # it reads the datasets' files from there
+            test_controls=args.secrets_file is not None,  # /_emulator/secrets only for the leak check
+        ) as emulator,
+    ):
+        storage.create_bucket(BUCKET)
+        print(f"Emulator: {emulator.url}, Object Storage: {storage.endpoint} (bucket {BUCKET})")
         env["AIRFLOW_CONN_PREDONE_DEFAULT"] = json.dumps(
             {
                 "conn_type": "predone",
@@ -81,11 +94,12 @@ def main() -> int:
                 "host": emulator.url,
                 "login": "demo-aitems-access-key",
                 "password": "demo-aitems-secret-key",
+                "extra": {"object_storage_endpoint": storage.endpoint},
             }
         )
         airflow(env, "db", "migrate")
         for dag_id in DAG_IDS:
-            conf = json.dumps({"output_dir": str(output / OUTPUT_DIRS[dag_id])}) if dag_id in OUTPUT_DIRS else "{}"
+            conf = json.dumps(dag_conf(dag_id, output))
             print(f"Running {dag_id} (log: {shown(log_file(demo, dag_id))}) ...", flush=True)
             ok = airflow(env, "dags", "test", dag_id, "--conf", conf, log=log_file(demo, dag_id), check=False)
             print(f"  {dag_id}: {'success' if ok else 'FAILED — see the log'}")
@@ -94,6 +108,12 @@ def main() -> int:
             args.secrets_file.write_text(json.dumps(emulator.secrets()))
     print_summary(output, state, time.monotonic() - started, home, demo)
     return 0 if all(run_state(d) == "success" for d in DAG_IDS) else 1
+
+
+def dag_conf(dag_id: str, output: Path) -> dict[str, str]:
+    """A DAG's ``--conf``: where it writes its outputs and, for AiTEMS' datasets, the demo's bucket."""
+    conf = {"output_dir": str(output / OUTPUT_DIRS[dag_id])} if dag_id in OUTPUT_DIRS else {}
+    return {**conf, "bucket": BUCKET} if dag_id == "aitems_recommendations" else conf
 
 
 def log_file(demo: Path, dag_id: str) -> Path:
@@ -207,10 +227,57 @@ def print_summary(output: Path, state: dict[str, object], seconds: float, home: 
     print("AiTEMS (aitems_train)")
     print(f"  trainings          {aitems.get('statuses')} in service {aitems.get('service_id')}")
     print_forecast(xcom_dict("predone_forecast", "summary"), output / OUTPUT_DIRS["predone_forecast"])
+    print_recommendations({task: xcom_dict("aitems_recommendations", task) for task in RECOMMENDATION_TASKS})
     print("Emulator counters")
-    keys = ("trainings_started", "retrain_jobs_started", "model_switches", "classifiers", "predictions")
+    keys = (
+        "trainings_started",
+        "retrain_jobs_started",
+        "model_switches",
+        "classifiers",
+        "predictions",
+        "aitems_trainings_started",
+    )
     print("  " + ", ".join(f"{k}={state.get(k)}" for k in keys))
     print(f"Done in {seconds:.0f} s. {logs_line(demo, home)}")
+
+
+#: The tasks of ``aitems_recommendations`` whose results the summary shows.
+RECOMMENDATION_TASKS = (
+    "register_users",
+    "register_items",
+    "register_interactions",
+    "service",
+    "train",
+    "recommend_for_users",
+    "related_items",
+)
+
+
+def print_recommendations(results: dict[str, dict[str, Any]]) -> None:
+    """The nightly AiTEMS DAG's part: the datasets, the service, the trainings, the files written."""
+    print("AiTEMS nightly recommendations (aitems_recommendations)")
+    for task in RECOMMENDATION_TASKS[:3]:
+        dataset = results.get(task) or {}
+        label = "dataset " + task.removeprefix("register_").removesuffix("s")
+        where = f"s3://{dataset.get('bucket')}/{dataset.get('key')}"
+        print(f"  {label:<18} {dataset.get('name')} ({dataset.get('dataset_id')}) from {where}")
+    service = results.get("service") or {}
+    how = "created" if service.get("created") else "reused"
+    print(f"  service            {service.get('name')} ({service.get('service_id')}, {how}): {service.get('status')}")
+    train = results.get("train") or {}
+    statuses = train.get("statuses") or {}
+    versions = train.get("versions") or {}
+    trained = ", ".join(f"{t} {versions.get(t)} {statuses.get(t)}" for t in sorted(versions)) or "-"
+    print(f"  trainings          {trained}")
+    for task, label in (("recommend_for_users", "for users"), ("related_items", "related items")):
+        written = results.get(task) or {}
+        if not written:
+            print(f"  {label:<18} not written")
+            continue
+        print(
+            f"  {label:<18} {written.get('targets')} targets ({written.get('empty')} without any), "
+            f"{written.get('rows')} recommendations -> {shown(Path(str(written.get('output'))))}"
+        )
 
 
 def print_forecast(summary: dict[str, Any], output: Path) -> None:

@@ -36,7 +36,7 @@ def test_the_summary_names_the_log_files_the_demo_writes(tmp_path: Path) -> None
     line = demo.logs_line(tmp_path, tmp_path / "airflow")
     assert line == (
         f"Task logs: {tmp_path}/predone_lifecycle.log, {tmp_path}/aitems_train.log, "
-        f"{tmp_path}/predone_forecast.log (Airflow home: {tmp_path}/airflow)"
+        f"{tmp_path}/predone_forecast.log, {tmp_path}/aitems_recommendations.log (Airflow home: {tmp_path}/airflow)"
     )
     # ``airflow dags test`` runs the tasks in its own process: Airflow's log folder stays empty.
     assert "logs" not in line.split("(")[1]
@@ -44,6 +44,7 @@ def test_the_summary_names_the_log_files_the_demo_writes(tmp_path: Path) -> None
         tmp_path / "predone_lifecycle.log",
         tmp_path / "aitems_train.log",
         tmp_path / "predone_forecast.log",
+        tmp_path / "aitems_recommendations.log",
     ]
 
 
@@ -71,3 +72,34 @@ def test_the_summary_shows_the_forecast(capsys) -> None:
     assert "rmse 40.900 vs previous 55.100, threshold 55.100: accepted" in printed
     assert "2026-01            sakae 471, umeda 644" in printed
     demo.print_forecast({}, Path("/tmp/out"))  # a run that failed early still prints
+
+
+def test_the_demo_runs_the_nightly_aitems_dag_with_its_bucket(tmp_path: Path) -> None:
+    demo = demo_script()
+    assert "aitems_recommendations" in demo.DAG_IDS
+    conf = demo.dag_conf("aitems_recommendations", tmp_path)
+    assert conf == {"output_dir": str(tmp_path / "recommendations"), "bucket": demo.BUCKET}
+    assert demo.dag_conf("aitems_train", tmp_path) == {}  # the others' conf is as before
+    assert demo.dag_conf("predone_forecast", tmp_path) == {"output_dir": str(tmp_path / "forecast")}
+
+
+def test_the_summary_shows_the_recommendations(capsys) -> None:
+    demo = demo_script()
+    dataset = {"name": "shop_users_20261207", "dataset_id": "d1", "bucket": "aitems-demo", "key": "shop/u.csv"}
+    results = {
+        "register_users": dataset,
+        "service": {"name": "shop_reco_nightly", "service_id": "s1", "created": True, "status": "learnable"},
+        "train": {
+            "versions": {"relatedItem": "v2", "personalRecommend": "v1"},
+            "statuses": {"relatedItem": "completed"},
+        },
+        "recommend_for_users": {"targets": 20, "empty": 1, "rows": 1742, "output": "/tmp/out/for_users.csv"},
+    }
+    demo.print_recommendations(results)
+    printed = capsys.readouterr().out
+    assert "dataset user       shop_users_20261207 (d1) from s3://aitems-demo/shop/u.csv" in printed
+    assert "service            shop_reco_nightly (s1, created): learnable" in printed
+    assert "trainings          personalRecommend v1 None, relatedItem v2 completed" in printed
+    assert "for users          20 targets (1 without any), 1742 recommendations -> /tmp/out/for_users.csv" in printed
+    assert "related items      not written" in printed
+    demo.print_recommendations({})  # a run that failed early still prints

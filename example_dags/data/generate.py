@@ -189,7 +189,8 @@ def shop(rng: random.Random) -> dict[str, list[dict[str, str]]]:
         "aitems_items.csv": items,
         "aitems_interactions.csv": views,
         "aitems_target_users.csv": [{"USER_ID": u["USER_ID"]} for u in rng.sample(users, 20)],
-        "aitems_target_items.csv": [{"ITEM_ID": i["ITEM_ID"]} for i in rng.sample(items, 10)],
+        # Items someone viewed: a model knows nothing related to an item nobody viewed.
+        "aitems_target_items.csv": [{"ITEM_ID": i} for i in rng.sample(sorted({v["ITEM_ID"] for v in views}), 10)],
     }
 
 
