@@ -256,6 +256,23 @@ def test_a_retry_finds_the_dataset_an_earlier_try_registered(
         operator.start(Record(), prepared, None)
 
 
+def test_the_file_may_be_any_object_storage_path(
+    connections: EmulatorProcess, object_storage_server: ObjectStorageServer, bucket: str
+) -> None:
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach(protocol="memory", fs=MemoryFileSystem())
+    source = ObjectStoragePath("memory://exports/today/users.csv")
+    source.write_bytes(b"USER_ID,AGE\nu1,31\n")
+    operator = _operator(bucket=bucket, data=source, key="in/")
+    job = operator.start(Record(), operator.prepare(Path()), None)
+    assert job["key"] == "in/users.csv"
+    stored = object_storage_server.client().get_object(Bucket=bucket, Key="in/users.csv")["Body"].read()
+    assert stored == b"USER_ID,AGE\nu1,31\n"
+
+
 def test_lineage_names_the_object_storage_file_and_the_dataset() -> None:
     operator = _operator(bucket="shop-data", data="/tmp/users.csv")
     result = {"dataset_id": "ds1", "name": "users_day1", "type": "user", "schema_name": "shop_users"}
