@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import sys
 import tracemalloc
 from collections.abc import Iterator
@@ -373,6 +374,38 @@ def test_server_errors_are_transient_and_retries_bounded(
     assert len(calls) == 2  # max_retries=1: one retry
     assert raised.value.code == "SlowDown"
     assert raised.value.vendor_message == "Please reduce your request rate."
+
+
+def test_requests_go_through_the_connections_proxy(crafted: HostileServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoint's host does not resolve: the listing arrives only through the ``proxies`` extra."""
+    seen: list[tuple[str, str]] = []
+    listing = (
+        b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<Name>shop-data</Name><Prefix></Prefix><Marker></Marker><MaxKeys>1000</MaxKeys><IsTruncated>false"
+        b"</IsTruncated><Contents><Key>users.csv</Key><Size>11</Size></Contents></ListBucketResult>"
+    )
+
+    async def as_proxy(request: web.Request) -> web.StreamResponse:
+        seen.append((request.host, request.path))
+        return web.Response(status=200, body=listing, headers={"Content-Type": "application/xml"})
+
+    crafted.routes["/shop-data"] = as_proxy
+    conn_id = _connection(
+        monkeypatch, "http://objstore.invalid:9000", "AKIATEST", "secret-objstore", proxies=crafted.url
+    )
+
+    assert AitemsHook(conn_id).object_storage.list_keys("shop-data", "") == ["users.csv"]
+    assert [(host.partition(":")[0], path) for host, path in seen] == [("objstore.invalid", "/shop-data")]
+
+
+def test_an_unreachable_endpoint_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conn_id = _connection(monkeypatch, f"http://127.0.0.1:{port}", "AKIATEST", "secret-objstore", trust_env=False)
+
+    with pytest.raises(TransientApiError, match=f"Object Storage HeadBucket of bucket 'shop-data' at .*:{port}"):
+        AitemsHook(conn_id).object_storage.check_bucket("shop-data")
 
 
 # --- the connection ------------------------------------------------------------------------------
