@@ -98,6 +98,28 @@ def test_a_service_is_created_linked_and_waited_for_then_reused(
     assert [s["serviceId"] for s in hook.list_services()] == [service_id]
 
 
+def test_a_scheduled_service_is_not_relinked(hook: AitemsHook, datasets: dict[str, str], bucket: str) -> None:
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    from airflow_provider_predone.exceptions import BadRequestError
+
+    service_id = _service_operator(datasets, service_type="interval").execute(_context())["service_id"]
+    hook.set_interval(service_id, "hour1")
+    hook.start_schedule(service_id, ["personalRecommend"])
+    # the next night with the same datasets: nothing to link, and a scheduled service learns on its cycle
+    again = _service_operator(datasets, service_type="interval").execute(_context())
+    assert again["service_id"] == service_id
+    assert again["status"] in ("scheduled", "scheduledLearning")
+    # other datasets: NAVER refuses links while scheduled, so the task says so before sending any
+    newer = hook.create_dataset("interaction", "shop_interaction2", "shop_interaction", bucket, "interaction.csv")
+    other = {**datasets, "interaction": newer["datasetId"]}
+    with pytest.raises(BadRequestError, match="datasets cannot be linked while the service is scheduled"):
+        hook.link_datasets(service_id, other)
+    with pytest.raises(AirflowException, match=r"is scheduled(Learning)?: NAVER does not link datasets"):
+        _service_operator(other, service_type="interval").execute(_context())
+    assert hook.get_dataset(datasets["interaction"])["connectedServices"] == [service_id]
+
+
 def test_a_retried_task_reattaches_to_the_service_it_linked(
     hook: AitemsHook, datasets: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
