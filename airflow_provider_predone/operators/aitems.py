@@ -938,10 +938,13 @@ class AitemsPushRowsOperator(ProviderOperator):
     flight; once it is acknowledged, that it is done. A retried (or cleared) task skips the
     acknowledged batches. A push refused by an answer (429, 500, 503) was not applied and is
     sent again. A push whose answer never came may or may not have been applied, and AiTEMS
-    has no read-back of pushed rows, so the batch is *in doubt*; ``on_batch_in_doubt`` says
-    what to do: ``fail`` (default) stops the task naming the batch and its lines; ``resend``
-    sends it again (it may then be added twice); ``skip`` goes on without it (it may then be
-    missing). The record stays on failure, so after choosing, clearing the task resumes there.
+    has no read-back of pushed rows, so the batch is *in doubt*. By default the task stops,
+    naming the batch and its lines, and sends nothing more. Whoever knows whether it was added
+    sets ``batch_in_doubt_landed`` and clears the task, which resumes there: that one batch is
+    skipped (``True``) or sent again (``False``); a later batch in doubt stops the task again.
+    ``on_batch_in_doubt`` decides for every batch in doubt instead: ``resend`` (it may then be
+    added twice; harmless where a resend only repeats the same users or items) or ``skip`` (it
+    may then be missing). The retry record is kept when the task fails, and deleted once it succeeds.
 
     :param service_id: the interval service.
     :param dataset_id: the dataset the rows go into (linked to the service).
@@ -951,14 +954,23 @@ class AitemsPushRowsOperator(ProviderOperator):
     :param file_format: ``csv`` or ``jsonl``; ``None`` takes it from the file's extension.
     :param batch_size: rows per push (1 to 10,000).
     :param encoding: the file's text encoding.
-    :param on_batch_in_doubt: ``fail``, ``resend`` or ``skip`` (see above).
+    :param on_batch_in_doubt: ``fail``, ``resend`` or ``skip``: what to do with every batch in doubt.
+    :param batch_in_doubt_landed: the answer, for the batch an earlier try left in doubt, to "was
+        it added?": ``True`` skips it, ``False`` sends it again; ``None`` leaves it to ``on_batch_in_doubt``.
     :param aitems_conn_id: the ``aitems`` connection.
     :return: ``{"service_id", "dataset_id", "dataset_type", "rows", "batches", "resumed_at", "in_doubt"}``:
         rows and batches pushed (by this try and earlier ones), the batch this try began at, and the
-        in-doubt batches resolved by ``on_batch_in_doubt``.
+        in-doubt batches resolved (by number, from 1).
     """
 
-    template_fields: Sequence[str] = ("service_id", "dataset_id", "dataset_type", "data", "on_batch_in_doubt")
+    template_fields: Sequence[str] = (
+        "service_id",
+        "dataset_id",
+        "dataset_type",
+        "data",
+        "on_batch_in_doubt",
+        "batch_in_doubt_landed",
+    )
     ui_color = "#e0f7fa"
     asset_alias = assets.AITEMS_SERVICES
     #: the name of this operator's retry record (kept on failure: a cleared task resumes)
@@ -975,6 +987,7 @@ class AitemsPushRowsOperator(ProviderOperator):
         batch_size: int = 1000,
         encoding: str = "utf-8",
         on_batch_in_doubt: Literal["fail", "resend", "skip"] | str = "fail",
+        batch_in_doubt_landed: bool | str | None = None,
         aitems_conn_id: str = "aitems_default",
         **kwargs: Any,
     ) -> None:
@@ -987,6 +1000,7 @@ class AitemsPushRowsOperator(ProviderOperator):
         self.batch_size = batch_size
         self.encoding = encoding
         self.on_batch_in_doubt = on_batch_in_doubt
+        self.batch_in_doubt_landed = batch_in_doubt_landed
         self.aitems_conn_id = aitems_conn_id
         #: what lineage needs, kept by execute (the OpenLineage provider cannot reach XCom)
         self.run_result: dict[str, Any] | None = None
@@ -1012,6 +1026,7 @@ class AitemsPushRowsOperator(ProviderOperator):
             raise InvalidInputError(
                 f"on_batch_in_doubt must be one of {list(IN_DOUBT_POLICIES)}, got {self.on_batch_in_doubt!r}"
             )
+        _landed(self.batch_in_doubt_landed)
         source = files.resolve("data", self.data, extensions=tuple(ROW_FORMATS))
         file_format = self.file_format or ROW_FORMATS[next(e for e in ROW_FORMATS if source.name.lower().endswith(e))]
         if file_format not in ("csv", "jsonl"):
@@ -1130,13 +1145,15 @@ class AitemsPushRowsOperator(ProviderOperator):
                 continue
             lines = f"lines {batch.first_line}-{batch.last_line} of {source.name}"
             label = f"batch {batch.position + 1} of {batches} ({lines})"
-            if state["in_doubt"] == batch.position and self._settled_in_doubt(state, label):
+            if state["in_doubt"] == batch.position and self._decide(state, label, earlier=True) == "skip":
+                state.update(acknowledged=batch.position + 1, in_doubt=None)
                 record.set(state)
                 continue
             state["in_doubt"] = batch.position  # written ahead: a crash while it is sent leaves it in doubt
             record.set(state)
-            self._push(hook, record, state, label, service_id, dataset_id, dataset_type, batch.rows)
-            state.update(acknowledged=batch.position + 1, in_doubt=None, rows=state["rows"] + len(batch.rows))
+            added = self._push(hook, record, state, label, service_id, dataset_id, dataset_type, batch.rows)
+            state.update(acknowledged=batch.position + 1, in_doubt=None)
+            state["rows"] += len(batch.rows) if added else 0
             record.set(state)
             if time.monotonic() >= progress_at or batch.position + 1 == batches:
                 progress_at = time.monotonic() + PROGRESS_SECONDS
@@ -1163,21 +1180,25 @@ class AitemsPushRowsOperator(ProviderOperator):
         self.run_result, self.run_source = result, source.location
         return result
 
-    def _settled_in_doubt(self, state: dict[str, Any], label: str) -> bool:
-        """An earlier try's in-doubt batch: ``True`` once skipped, ``False`` to send it again, else fail."""
-        policy = self.on_batch_in_doubt
-        if policy == "fail":
+    def _decide(self, state: dict[str, Any], label: str, *, earlier: bool) -> str:
+        """
+        ``skip`` or ``resend`` for the batch in doubt (``state["in_doubt"]``), or fail naming it: an
+        earlier try's batch by ``batch_in_doubt_landed`` if given, any batch by ``on_batch_in_doubt``.
+        """
+        landed = _landed(self.batch_in_doubt_landed) if earlier else None
+        decision = str(self.on_batch_in_doubt) if landed is None else ("skip" if landed else "resend")
+        if decision == "fail":
+            what = "was sent by an earlier try with no answer (or the try ended while it was sent)"
             raise RowsInDoubtError(
-                f"{label} was sent by an earlier try with no answer (or the try ended while it was sent): "
-                "the service may or may not have added it, and it cannot be read back"
+                f"{label} {what}: the service may or may not have added it, and it cannot be read back"
             )
         state["resolved"] = [*state["resolved"], state["in_doubt"] + 1]
-        if policy == "skip":
-            self.log.warning("%s is in doubt: skipped (on_batch_in_doubt='skip'; it may be missing)", label)
-            state.update(acknowledged=state["in_doubt"] + 1, in_doubt=None)
-            return True
-        self.log.warning("%s is in doubt: sent again (on_batch_in_doubt='resend'; it may be added twice)", label)
-        return False
+        why = "batch_in_doubt_landed" if landed is not None else "on_batch_in_doubt"
+        effect = "skipped (it may be missing)" if decision == "skip" else "sent again (it may be added twice)"
+        if landed is not None:
+            effect = "skipped: it was added" if landed else "sent again: it was not added"
+        self.log.warning("%s is in doubt: %s, as %s says", label, effect, why)
+        return decision
 
     def _push(
         self,
@@ -1189,19 +1210,22 @@ class AitemsPushRowsOperator(ProviderOperator):
         dataset_id: str,
         dataset_type: str,
         rows: list[dict[str, Any]],
-    ) -> None:
-        """Send one batch; in doubt, apply ``on_batch_in_doubt``; refused by an answer, not applied."""
+    ) -> bool:
+        """
+        Send one batch: ``True`` once acknowledged, ``False`` when skipped in doubt. In doubt, it
+        fails naming the batch unless ``on_batch_in_doubt`` decides; refused by an answer, it was
+        not applied (so it is no longer in doubt) and the error is raised for a retry.
+        """
         while True:
             try:
                 hook.push_rows(service_id, dataset_id, dataset_type, rows)
-                return
+                return True
             except RowsInDoubtError as exc:
                 if self.on_batch_in_doubt == "fail":
                     raise RowsInDoubtError(f"{label} is in doubt: {reason(exc)}", endpoint=exc.endpoint) from None
-                if self._settled_in_doubt(state, label):
-                    return
+                if self._decide(state, label, earlier=False) == "skip":
+                    return False
             except Exception:
-                # Refused by an answer (or never sent): not applied, so a retry sends it.
                 state["in_doubt"] = None
                 record.set(state)
                 raise
@@ -1219,6 +1243,18 @@ class AitemsPushRowsOperator(ProviderOperator):
             rows=self.run_result.get("rows"),
             csv_file=str(self.run_source).lower().endswith(".csv"),
         )
+
+
+def _landed(value: Any) -> bool | None:
+    """``batch_in_doubt_landed`` as given or rendered from a template (``"true"``, ``"False"``)."""
+    if value is None or isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("", "none"):
+        return None
+    if word not in ("true", "false"):
+        raise InvalidInputError(f"batch_in_doubt_landed must be true, false or None, got {value!r}")
+    return word == "true"
 
 
 def _typed(value: str, kind: str, column: str, where: str) -> Any:
@@ -1383,7 +1419,14 @@ class AitemsRecommendationsOperator(ProviderOperator):
             context,
             RECOMMENDATIONS_UPDATES,
             _file_uri(output),
-            {"service_id": service_id, "train_type": train_type, "version": version, "targets": counts.targets},
+            {
+                "event": "recommendations",
+                "service_id": service_id,
+                "train_type": train_type,
+                "version": version,
+                "targets": counts.targets,
+                "rows": counts.rows,
+            },
         )
         self.run_result = task_result(
             {

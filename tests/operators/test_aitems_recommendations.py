@@ -98,7 +98,9 @@ def test_user_recommendations_to_csv_in_input_order(service: str, connections: E
     assert not list(output.parent.glob("*.part"))
     (event,) = context["outlet_events"][_alias()].asset_alias_events
     assert event.dest_asset_key.uri == output.resolve().as_uri()
+    assert event.extra["event"] == "recommendations"
     assert event.extra["service_id"] == service
+    assert event.extra["rows"] == len(expected)
     assert event.extra["version"] == result["version"]
 
 
