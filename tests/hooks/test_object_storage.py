@@ -8,7 +8,9 @@ and "nothing sent before a bad bucket is refused" are checked on the wire.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import logging
 import os
@@ -84,6 +86,9 @@ def test_upload_and_read_back_a_small_file(
     with storage.open_read(bucket, "day/users.csv") as stream:
         assert stream.readline() == b"USER_ID,AGE\n"
         assert stream.read() == b"u1,20\nu2,31\n"
+    with storage.open_read(bucket, "day/users.csv") as stream:  # a file object csv can read as text
+        rows = list(csv.reader(io.TextIOWrapper(stream, encoding="utf-8")))
+    assert rows == [["USER_ID", "AGE"], ["u1", "20"], ["u2", "31"]]
     assert storage.write_from(bucket, "copy/users.csv", source) == source.stat().st_size
     assert storage.list_keys(bucket, "") == ["copy/users.csv", "day/users.csv"]
     # small files go up in one PUT, not a multipart upload
