@@ -213,6 +213,7 @@ class RowsInDoubtError(ApiError, PermanentError):
     """
 
     remedy = (
-        "pass on_batch_in_doubt='resend' (the batch may then be added twice) or 'skip' (it may then "
-        "be missing) and clear the task: it resumes at that batch"
+        "if you know whether the batch was added, set batch_in_doubt_landed (True: it is skipped, False: "
+        "it is sent again) and clear the task, which resumes at that batch; or set on_batch_in_doubt to "
+        "'resend' (it may then be added twice) or 'skip' (it may then be missing) for every batch in doubt"
     )

@@ -150,8 +150,8 @@ def test_a_batch_in_doubt_stops_the_task_and_a_cleared_task_resumes_after_it(
     with pytest.raises(RowsInDoubtError, match=r"batch 1 of 4 .* was sent by an earlier try with no answer"):
         operator.execute(context)
     assert pushed(connections.url, service.service_id, interactions)["batches"] == [10]
-    # The user knows it landed (here: the emulator says so) and clears the task with 'skip'.
-    operator.on_batch_in_doubt = "skip"
+    # The user knows it was added (here: the emulator says so), says so, and clears the task.
+    operator.batch_in_doubt_landed = "True"  # as a template renders it
     result = operator.execute(context)
     # 30 rows acknowledged; batch 1's 10 were skipped, not counted (the service has them once).
     assert (result["rows"], result["batches"], result["in_doubt"]) == (30, 4, [1])
