@@ -194,7 +194,11 @@ def test_an_answer_out_of_bounds_fails_naming_the_field(
 
 
 def test_lookups_keep_input_order_under_the_emulators_faults(
-    service: str, connections: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    service: str,
+    connections: EmulatorProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     """Errors, dropped connections and answers held past the lookup timeout: every target is
     written once, in input order (the late ones hedged or retried)."""
@@ -223,6 +227,10 @@ def test_lookups_keep_input_order_under_the_emulators_faults(
     assert faults["slow"]  # the faults did happen
     assert faults["http_503"]
     assert _lookups(connections)["max_in_flight"] <= 8  # the default max_in_flight, hedges included
+    logged = capfd.readouterr()
+    summary = re.search(rf"Looked up {len(ids)} targets in .*?(\d+) hedges", logged.out + logged.err)
+    assert summary is not None, "no summary line"
+    assert int(summary.group(1)) > 0, summary.group(0)  # held answers were sent once more, not waited for
 
 
 @pytest.mark.parametrize(
