@@ -95,3 +95,37 @@ def test_two_nights_from_raw_files_to_recommendations(
     services = [s for s in AitemsHook().list_services() if s.get("name") == "shop_reco_nightly"]
     assert [s["serviceId"] for s in services] == service_ids[:1]
     assert connections.state()["aitems_trainings_started"] == 4
+
+
+def test_a_missing_bucket_fails_the_night_before_anything_reaches_aitems(
+    connections: EmulatorProcess, airflow_db, tmp_path: Path
+) -> None:
+    result = run_night(NIGHTS[0], bucket="no-such-bucket-here", output_dir=str(tmp_path))
+    assert {t: result.states[t] for t in ("register_users", "register_items", "register_interactions")} == {
+        "register_users": "failed",  # InvalidInputError: not retried
+        "register_items": "failed",
+        "register_interactions": "failed",
+    }
+    assert result.states["service"] == "upstream_failed"
+    assert connections.state()["requests"] == 0  # no AiTEMS call at all
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_file_with_wrong_columns_is_neither_uploaded_nor_registered(
+    connections: EmulatorProcess, object_storage_server: ObjectStorageServer, bucket: str, airflow_db, tmp_path: Path
+) -> None:
+    from airflow_provider_predone.hooks.aitems import AitemsHook
+
+    data = tmp_path / "exports"
+    data.mkdir()
+    for source in DATA.glob("aitems_*.csv"):
+        (data / source.name).write_bytes(source.read_bytes())
+    users = data / "aitems_users.csv"
+    users.write_text(users.read_text().replace("USER_ID,AGE,GENDER", "user_id,AGE,GENDER", 1))  # case matters
+    result = run_night(NIGHTS[0], bucket=bucket, data_dir=str(data), output_dir=str(tmp_path / "out"))
+    assert (result.states["register_users"], result.states["service"]) == ("failed", "upstream_failed")
+    assert result.states["register_items"] == "success"  # the other files are fine
+    listed = object_storage_server.client().list_objects(Bucket=bucket).get("Contents", [])
+    assert "shop/20261206/aitems_users.csv" not in {o["Key"] for o in listed}
+    assert AitemsHook().find_dataset("shop_users_20261206") is None
+    assert AitemsHook().find_schema("shop_users") is None
