@@ -278,3 +278,25 @@ def test_clean_up_deletes_service_datasets_and_schemas_once(hook: AitemsHook, da
         strict.execute(_context())
     assert hook.list_datasets() == []
     assert hook.list_schemas() == []
+
+
+def test_each_service_is_created_exactly_once_under_injected_faults(
+    hook: AitemsHook, datasets: dict[str, str], connections: EmulatorProcess
+) -> None:
+    names = [f"shop_fault_{n}" for n in range(4)]
+    faults_before = dict(connections.state()["faults"])
+    # errors, resets and answers lost after the service acted, on about a third of the requests
+    connections.configure(fault_rate=0.3, fault_kinds="http_500,http_503,http_429,reset,lost", fault_seed=7)
+    try:
+        results = [_service_operator(datasets, name=name).execute(_context()) for name in names]
+        again = _service_operator(datasets, name=names[0]).execute(_context())  # the next night
+    finally:
+        connections.configure(fault_rate=0.0)
+    faults = {kind: n - faults_before[kind] for kind, n in connections.state()["faults"].items()}
+    assert sum(faults.values()) >= 10, faults  # the faults really happened
+    assert faults["lost"] >= 2, faults
+    services = hook.list_services()
+    assert sorted(s["name"] for s in services) == names  # none created twice
+    assert {r["service_id"] for r in results} == {s["serviceId"] for s in services}
+    assert again["service_id"] == results[0]["service_id"]
+    assert {r["status"] for r in [*results, again]} == {"learnable"}
