@@ -213,6 +213,12 @@ def validate_service_name(name: Any) -> str:
     raise InvalidInputError(f"{'; '.join(problems)} (name {snippet(name, 60)!r})")
 
 
+_SERVICE_ID_HINT = (
+    "a service_id is the id AiTEMS generated, not the service's name: use the service_id that "
+    "AitemsServiceOperator returns, or look the name up with AitemsHook().find_service(name)['serviceId']"
+)
+
+
 def service_id_value(value: Any, field: str = "service_id") -> str:
     """
     A service id for a URL path, from a literal, a rendered template or an upstream result
@@ -230,8 +236,7 @@ def service_id_value(value: Any, field: str = "service_id") -> str:
     if not _GENERATED_ID.fullmatch(text):
         raise InvalidInputError(
             f"{field} {snippet(text, 60)!r} looks like a service name, not a service id (AiTEMS generates "
-            "ids of lowercase letters and digits): pass the service_id that AitemsServiceOperator returns, "
-            "or look the name up with AitemsHook().find_service(name)['serviceId']"
+            f"ids of lowercase letters and digits): {_SERVICE_ID_HINT}"
         )
     return text
 
@@ -1120,6 +1125,9 @@ def map_error(request: ApiRequest[Any], status: int, payload: Any, text: str) ->
     if status == 429 or status >= 500:
         return TransientApiError(what, endpoint=request.name, http_status=status, code=code, vendor_message=message)
     cls, meaning = _STATUS_ERRORS.get(status, (BadRequestError, "the request was refused"))
+    if status == 404 and request.path.startswith("/services/"):
+        # A name that passes for an id (lowercase letters and digits) reaches the service: say what an id is.
+        meaning += f"; {_SERVICE_ID_HINT}"
     if status == 401 and str(code) == "200":
         # One code for a bad signature and a skewed clock: the gateway's words tell them apart.
         skewed = _CLOCK_WORDS.search(vendor) is not None

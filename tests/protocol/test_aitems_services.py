@@ -225,3 +225,15 @@ def test_delete_service_with_missing_ok(hook) -> None:
         hook.delete_service(service_id)
     with pytest.raises(NotFoundError):
         hook.get_service(service_id)
+
+
+def test_a_name_that_passes_for_an_id_gets_a_404_that_says_what_an_id_is(hook) -> None:
+    from airflow_provider_predone.exceptions import NotFoundError
+
+    with pytest.raises(NotFoundError) as raised:
+        hook.list_trainings("shopreco")  # lowercase letters: it reaches the service, which knows no such id
+    assert "a service_id is the id AiTEMS generated, not the service's name" in str(raised.value)
+    assert "find_service(name)" in str(raised.value)
+    with pytest.raises(NotFoundError) as other:
+        hook.get_dataset("nodataset")
+    assert "service_id" not in str(other.value)  # the hint is for service paths only
