@@ -43,6 +43,9 @@ from airflow_provider_predone.protocol.common import (
 
 T = TypeVar("T")
 
+#: Datasets asked for per listing page (AiTEMS' default and, in the emulator, its most), and the most listed.
+LIST_PAGE = 1000
+MAX_LISTED = 100_000
 #: How long to look for the versions a training request created before giving up.
 VERSION_LOOKUP_SECONDS = 60.0
 
@@ -261,7 +264,14 @@ class AitemsHook(BaseHook):
 
     def list_datasets(self) -> list[dict[str, Any]]:
         """Every dataset of the account, each with its ``datasetId``, ``type``, ``name`` and ``status``."""
-        return self.call(api.list_datasets())
+        found: list[dict[str, Any]] = []
+        # Page by page (1,000 at most each), bounded: a name is looked up among every dataset.
+        for offset in range(0, MAX_LISTED, LIST_PAGE):
+            page = self.call(api.list_datasets(offset=offset, limit=LIST_PAGE))
+            found += page
+            if len(page) < LIST_PAGE:
+                break
+        return found
 
     def get_dataset(self, dataset_id: str) -> dict[str, Any]:
         """One dataset: ``status``, ``osInfo``, ``connectedServices``, dates."""
@@ -307,8 +317,8 @@ class AitemsHook(BaseHook):
                     raise
         if service.get("type") not in (None, service_type):
             raise InvalidInputError(
-                f"service {name!r} ({service.get('serviceId')}) exists as a {service.get('type')} service, "
-                f"not {service_type}: pick another name or service_type"
+                f"service {name!r} ({service.get('serviceId')}) exists with type {service.get('type')!r}, "
+                f"not {service_type!r}: pick another name or service_type"
             )
         return service, created
 

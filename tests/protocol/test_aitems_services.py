@@ -199,7 +199,7 @@ def test_get_or_create_service_creates_once_and_then_reuses(hook) -> None:
     assert (created, created_again) == (True, False)
     assert again["serviceId"] == first["serviceId"]
     assert [s["name"] for s in hook.list_services()] == ["shop_once"]
-    with pytest.raises(InvalidInputError, match="exists as a interval service, not batch"):
+    with pytest.raises(InvalidInputError, match="exists with type 'interval', not 'batch'"):
         hook.get_or_create_service("shop_once", "batch")
 
 
