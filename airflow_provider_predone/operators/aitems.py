@@ -947,7 +947,8 @@ class AitemsPushRowsOperator(ProviderOperator):
     may then be missing). The retry record is kept when the task fails, and deleted once it succeeds.
 
     :param service_id: the interval service.
-    :param dataset_id: the dataset the rows go into (linked to the service).
+    :param dataset_id: the dataset the rows go into (linked to the service): its id, or the
+        dataset task's result (its type must be ``dataset_type``).
     :param dataset_type: ``user``, ``item`` or ``interaction``.
     :param data: the rows file: a local path or an object storage URL / ``ObjectStoragePath``
         ending in ``.csv``, ``.jsonl`` or ``.ndjson``.
@@ -1019,8 +1020,8 @@ class AitemsPushRowsOperator(ProviderOperator):
         from airflow_provider_predone import files
 
         service_id = api.service_id_value(self.service_id)
-        dataset_id = path_id(self.dataset_id, "dataset_id")
         dataset_type = api.validate_dataset_type(self.dataset_type)
+        dataset_id = dataset_id_value(self.dataset_id, "dataset_id", dataset_type)  # an id or the dataset task's result
         api.validate_batch_size(self.batch_size)
         if self.on_batch_in_doubt not in IN_DOUBT_POLICIES:
             raise InvalidInputError(
