@@ -300,3 +300,22 @@ def test_each_service_is_created_exactly_once_under_injected_faults(
     assert {r["service_id"] for r in results} == {s["serviceId"] for s in services}
     assert again["service_id"] == results[0]["service_id"]
     assert {r["status"] for r in [*results, again]} == {"learnable"}
+
+
+def test_the_emulator_links_one_enable_dataset_of_each_type(
+    hook: AitemsHook, datasets: dict[str, str], bucket: str
+) -> None:
+    from airflow_provider_predone.exceptions import BadRequestError
+
+    service_id = hook.create_service("shop_links")["serviceId"]
+    waiting = hook.create_dataset("user", "shop_user_late", "shop_user", bucket, "user.csv")["datasetId"]
+    with pytest.raises(BadRequestError, match=f"dataset {waiting} is waiting, not enable"):
+        hook.link_datasets(service_id, {**datasets, "user": waiting})
+    # types unknown to the client (a plain list): the service checks them
+    with pytest.raises(BadRequestError, match="more than one user dataset"):
+        hook.link_datasets(service_id, [datasets["user"], waiting, datasets["item"]])
+    with pytest.raises(NotFoundError, match="dataset nosuchdataset not found"):
+        hook.link_datasets(service_id, [datasets["user"], datasets["item"], "nosuchdataset"])
+    assert hook.get_service(service_id)["status"] == "datasetRequired"
+    hook.link_datasets(service_id, list(datasets.values()))
+    assert hook.get_dataset(datasets["user"])["connectedServices"] == [service_id]
