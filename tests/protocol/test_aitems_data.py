@@ -296,3 +296,30 @@ def test_the_trigger_fails_fast_with_the_services_message(hook: AitemsHook, conn
     )
     assert "failure scripted by the dataset's description" in event["message"]
     assert (event["name"], event["type"]) == ("items_bad", "item")
+
+
+def test_datasets_are_listed_page_by_page(
+    hook: AitemsHook, connections: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_predone.hooks import aitems as hooks
+
+    monkeypatch.setattr(hooks, "LIST_PAGE", 2)  # pages of 2 instead of 1,000: five datasets take three pages
+    hook.create_schema("user", "shop_users", [{"name": "USER_ID", "type": "string"}])
+    for day in range(5):
+        hook.create_dataset("user", f"users_{day}", "shop_users", "shop-data", "u.csv", "[emulator-fail:upload_failed]")
+    assert sorted(d["name"] for d in hook.list_datasets()) == [f"users_{day}" for day in range(5)]
+    assert hook.find_dataset("users_0") is not None  # the oldest: on the last page
+
+
+def test_the_trigger_round_trips_through_its_serialised_kwargs() -> None:
+    try:  # the triggerer's own import_string (Airflow 3.2+ moved it)
+        from airflow._shared.module_loading import import_string
+    except ImportError:
+        from airflow.utils.module_loading import import_string
+
+    from airflow_provider_predone.triggers.aitems import AitemsDatasetTrigger
+
+    trigger = AitemsDatasetTrigger(dataset_id="ds1", conn_id="aitems_default", poll_interval=5, deadline=1e10)
+    classpath, kwargs = trigger.serialize()
+    assert import_string(classpath)(**kwargs).serialize() == (classpath, kwargs)
+    assert set(kwargs) >= {"dataset_id", "conn_id"}
