@@ -3,7 +3,8 @@ A nightly AiTEMS pipeline, from the day's raw files to a recommendations file fo
 
 raw files → NCP Object Storage → user, item and interaction datasets → the service (created
 once, reused every night after) → training (personalised and related items) → the
-recommendations of the day's targets, as CSV and JSON Lines.
+recommendations of the day's targets, as CSV and JSON Lines; then the night before's datasets,
+which the service no longer reads, are deleted.
 
 Every wait is deferrable. Run it against the local emulator and an S3-compatible server with
 ``make demo``; give ``bucket`` an existing bucket of yours (the connection's keys must be
@@ -13,10 +14,10 @@ allowed to write to it) and ``data_dir`` a folder (local or ``s3://...``) with t
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, task
 
 from airflow_provider_predone.operators.aitems import (
     AitemsDatasetOperator,
@@ -44,6 +45,7 @@ with DAG(
         "output_dir": Param(str(Path(tempfile.gettempdir()) / "aitems-recommendations"), type="string"),
         "service_name": Param("shop_reco_nightly", type="string"),
     },
+    # Short polls suit the emulator's quick jobs; against the real service, a minute or more.
     default_args={"retries": 2, "retry_delay": 5, "deferrable": True, "poll_interval": 2},
     tags=["aitems", "example"],
 ) as dag:
@@ -101,4 +103,21 @@ with DAG(
         output_data="{{ params.output_dir }}/" + NIGHT + "/related_items.jsonl",  # {"target", "values"} a line
     )
 
-    train >> [for_users, related]
+    @task
+    def forget_the_night_before(night: str) -> list[str]:
+        """
+        Delete the night before's datasets: the service was linked to tonight's and trained on them.
+        Their files stay in the bucket (a lifecycle rule of the bucket can expire them).
+        """
+        from airflow_provider_predone.hooks.aitems import AitemsHook
+
+        hook = AitemsHook()
+        before = (datetime.strptime(night, "%Y%m%d") - timedelta(days=1)).strftime("%Y%m%d")
+        deleted = []
+        for kind in FILES:
+            dataset = hook.find_dataset(f"shop_{kind}s_{before}")
+            if dataset is not None and hook.delete_dataset(str(dataset["datasetId"]), missing_ok=True):
+                deleted.append(str(dataset["name"]))
+        return deleted
+
+    train >> [for_users, related, forget_the_night_before(NIGHT)]

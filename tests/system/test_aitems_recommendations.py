@@ -2,8 +2,8 @@
 The ``aitems_recommendations`` example DAG runs nightly from raw files to recommendations files,
 with ``dag.test()`` against the emulator and a real S3-compatible server (moto's, on 127.0.0.1):
 the files land in the bucket, the emulator reads them from there to register the datasets, the
-service is created on the first night and reused on the next, and the output files hold every
-target in input order.
+service is created on the first night and reused on the next (which deletes the first night's
+datasets), and the output files hold every target in input order.
 """
 
 from __future__ import annotations
@@ -89,6 +89,16 @@ def test_two_nights_from_raw_files_to_recommendations(
         assert [line["target"] for line in lines] == items
         assert any(line["values"] for line in lines)
         assert not list(out.glob("*.part"))
+
+        # The night before's datasets are gone (the first night has none to delete).
+        forgotten = result.xcom("forget_the_night_before")
+        if night == NIGHTS[0]:
+            assert forgotten == []
+        else:
+            first = NIGHTS[0].strftime("%Y%m%d")
+            assert sorted(forgotten) == sorted(f"shop_{kind}s_{first}" for kind in ("user", "item", "interaction"))
+            assert all(AitemsHook().find_dataset(name) is None for name in forgotten)
+        assert all(AitemsHook().find_dataset(d["name"]) is not None for d in registered.values())
 
     # The second night reused the service the first created: created exactly once.
     assert service_ids[0] == service_ids[1]
