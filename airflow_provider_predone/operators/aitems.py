@@ -326,9 +326,12 @@ class AitemsDatasetOperator(JobOperator):
             source = files.resolve("data", self.data, extensions=())
             if key.endswith("/"):
                 key = api.validate_key(f"{key}{source.name}", "key")
+            where = f"data: {source}"
             with source.open() as stream:
-                headers[f"data: {source}"] = read_header(stream, f"data: {source}")
-            if fields is not None:  # against the given fields before any remote call
+                headers[where] = read_header(stream, where)
+            # Before any remote call: the type's required columns, and the given fields.
+            api.check_header(dataset_type, headers[where], [], where, exact=False)
+            if fields is not None:
                 self._check(fields, headers)
         storage = self.hook.object_storage
         storage.check_bucket(bucket)  # a missing bucket is named before anything is sent

@@ -204,6 +204,17 @@ def test_files_already_in_the_bucket_are_checked_too(
     assert AitemsHook().list_schemas() == []
 
 
+def test_a_missing_required_column_fails_before_any_remote_call(
+    connections: EmulatorProcess, object_storage_server: ObjectStorageServer, tmp_path: Path
+) -> None:
+    before = len(object_storage_server.requests())
+    operator = _operator(bucket="no-such-bucket-here", data=str(_users_csv(tmp_path, b"user_id,AGE\nu1,3\n")))
+    with pytest.raises(InvalidInputError, match=r"column 'user_id' must be named exactly 'USER_ID'"):
+        operator.execute({})  # the column, not the bucket: the bucket is not even asked for
+    assert len(object_storage_server.requests()) == before
+    assert connections.state()["requests"] == 0
+
+
 def test_a_missing_bucket_is_named_before_anything_is_sent(connections: EmulatorProcess, tmp_path: Path) -> None:
     operator = _operator(bucket="no-such-bucket-here", data=str(_users_csv(tmp_path)))
     with pytest.raises(InvalidInputError, match="no-such-bucket-here"):
