@@ -50,10 +50,14 @@ def jsonl(path: Path, count: int) -> Path:
 
 
 def test_rows_are_pushed_in_batches(connections: EmulatorProcess, service: IntervalService, tmp_path: Path) -> None:
+    from airflow.sdk import AssetAlias
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
     data = tmp_path / "new.csv"
     data.write_text(interaction_rows(25))
-    context = task_context("push")
-    result = push(service, data, batch_size=10).execute(context)
+    context = {**task_context("push"), "outlet_events": OutletEventAccessors()}
+    operator = push(service, data, batch_size=10)
+    result = operator.execute(context)
     assert result == {
         "service_id": service.service_id,
         "dataset_id": service.dataset_ids["interaction"],
@@ -64,6 +68,16 @@ def test_rows_are_pushed_in_batches(connections: EmulatorProcess, service: Inter
     received = pushed(connections.url, service.service_id, service.dataset_ids["interaction"])
     assert (received["batches"], received["repeated_count"]) == ([10, 10, 5], 0)
     assert context["task_state_store"] == {}  # the record goes once the task succeeds
+    (event,) = context["outlet_events"][AssetAlias(name="aitems_service_updates")].asset_alias_events
+    assert event.dest_asset_key.uri == f"aitems://{service.service_id}/service"
+    assert (event.extra["event"], event.extra["rows"]) == ("rows_pushed", 25)
+    lineage = operator.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("file", str(data.resolve()))]
+    assert [d.name for d in lineage.inputs[0].facets["schema"].fields] == ["USER_ID", "ITEM_ID", "TIMESTAMP"]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [
+        ("aitems://datasets", service.dataset_ids["interaction"]),
+        (f"aitems://{service.service_id}", "service"),
+    ]
 
 
 def test_json_lines_from_object_storage(connections: EmulatorProcess, service: IntervalService) -> None:
