@@ -319,3 +319,26 @@ def test_the_emulator_links_one_enable_dataset_of_each_type(
     assert hook.get_service(service_id)["status"] == "datasetRequired"
     hook.link_datasets(service_id, list(datasets.values()))
     assert hook.get_dataset(datasets["user"])["connectedServices"] == [service_id]
+
+
+def test_the_trigger_serialises_ids_only_and_resumes_the_same_wait(hook: AitemsHook, datasets: dict[str, str]) -> None:
+    import asyncio
+    import importlib
+
+    from airflow_provider_predone.triggers.aitems import AitemsServiceTrigger
+
+    service_id = hook.create_service("shop_trigger")["serviceId"]
+    hook.link_datasets(service_id, datasets)
+    path, kwargs = AitemsServiceTrigger(
+        service_id=service_id, conn_id="aitems_default", poll_interval=0.1, timeout=20
+    ).serialize()
+    assert kwargs["service_id"] == service_id
+    module, _, name = path.rpartition(".")
+    restarted = getattr(importlib.import_module(module), name)(**kwargs)  # as a triggerer restores it
+    event = asyncio.run(asyncio.wait_for(restarted.run().__anext__(), 20)).payload
+    assert (event["status"], event["job_status"], event["service_id"], event["name"]) == (
+        "success",
+        "learnable",
+        service_id,
+        "shop_trigger",
+    )
