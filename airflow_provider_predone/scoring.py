@@ -13,7 +13,9 @@ items' order. It keeps its pace when the service stumbles (docs/guides/predictio
   while it answers most, an item waits at most the first step (or the server's Retry-After);
 * an attempt gets ``timeout`` seconds, then counts as a transient failure and is retried;
 * a request later than the recent latencies say it should be is sent once more (a hedge),
-  the first answer wins; hedges are capped at a share of the requests (a token bucket).
+  the first answer wins; hedges are capped at a share of the requests (a token bucket);
+* the reference cycles a failed request leaves behind (its exception's traceback, the retry
+  state) are collected as the run goes, not when the interpreter's collector gets to them.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import asyncio
 import contextlib
 import csv
 import functools
+import gc
 import io
 import pickle
 import tempfile
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -66,6 +69,42 @@ OUTCOMES_MIN = 20
 LATENCY_SAMPLES = 512  # recent latencies kept
 LATENCY_MIN_SAMPLES = 20
 LATENCY_REFRESH = 32  # answers between two computations of the quantile
+COLLECT_EVERY = 128  # items between two collections of the run's reference cycles
+
+_runs = 0  # runs in progress in this process (see _run_garbage)
+_froze = False  # whether those runs froze the objects older than them
+
+
+@contextlib.contextmanager
+def _run_garbage() -> Iterator[Callable[[], None]]:
+    """
+    For one run: a function that collects the reference cycles the run has left, cheaply.
+
+    A failed request leaves cycles (its exception's traceback and frames, tenacity's retry
+    state) that outlive the young collections while its row waits to be retried. Python frees
+    them only in a full collection, which waits until they are a quarter of the process's
+    long-lived objects (about 200,000 in a task process) and then walks all of those: under
+    faults the peak RSS grew with the run (docs/benchmarks.md, P4). So the objects older than
+    the run are frozen (:func:`gc.freeze`) while it lasts, and the run's own collections walk
+    only its objects. Nothing is frozen when the collector is off or something else froze some.
+    """
+    global _runs, _froze
+    if _runs == 0 and gc.isenabled() and gc.get_freeze_count() == 0:
+        gc.freeze()
+        _froze = True
+    _runs += 1
+
+    def collect() -> None:
+        if _froze and gc.isenabled():
+            gc.collect()
+
+    try:
+        yield collect
+    finally:
+        _runs -= 1
+        if _runs == 0 and _froze:
+            _froze = False
+            gc.unfreeze()  # the frozen objects join the oldest generation, as before the run
 
 
 class Hedging:
@@ -269,6 +308,8 @@ class OrderedRequests(Generic[T, R]):
             for seq, item in numbered:
                 await backlog.acquire()
                 self.counts.items += 1
+                if seq % COLLECT_EVERY == COLLECT_EVERY - 1:
+                    collect()
                 async with self._slots:
                     try:
                         answer = await self._attempt(item)
@@ -281,9 +322,10 @@ class OrderedRequests(Generic[T, R]):
                 writer.put(seq, (item, answer))
 
         try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self.concurrency):
-                    group.create_task(work(group))
+            with _run_garbage() as collect:
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(self.concurrency):
+                        group.create_task(work(group))
         except BaseExceptionGroup as errors:  # the first failure ended the run: no item is sent after it
             raise errors.exceptions[0] from None
         finally:
