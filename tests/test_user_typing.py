@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param, task
 
-from airflow_provider_predone.operators.aitems import AitemsTrainOperator
+from airflow_provider_predone.operators.aitems import AitemsDatasetOperator, AitemsTrainOperator
 from airflow_provider_predone.operators.approval import PredictionOneApproveSwitchOperator
 from airflow_provider_predone.operators.predone import (
     ArchiveLimits,
@@ -48,7 +48,7 @@ from airflow_provider_predone.operators.predone import (
     RetrainResult,
     metric_gate,
 )
-from airflow_provider_predone.sensors.aitems import AitemsTrainingSensor
+from airflow_provider_predone.sensors.aitems import AitemsDatasetSensor, AitemsTrainingSensor
 from airflow_provider_predone.sensors.predone import (
     PredictionOnePredictionApiSensor,
     PredictionOneRetrainSensor,
@@ -178,6 +178,22 @@ with DAG(
         timeout=3600,
     )
     AitemsTrainingSensor(task_id="wait_for_version_3", service_id=12, train_type="pop", version=3)
+
+    @task
+    def todays_key() -> str:
+        return "exports/clicks.csv"
+
+    clicks = AitemsDatasetOperator(
+        task_id="register_clicks",
+        dataset_type="interaction",
+        name="clicks_{{ ds_nodash }}",
+        schema_name="shop_clicks",
+        bucket="shop-data",
+        key=todays_key(),
+        deferrable=True,
+        poll_interval=10,
+    )
+    AitemsDatasetSensor(task_id="wait_for_clicks", dataset_id=clicks.output["dataset_id"], poke_interval=10)
     train >> models
 """
 
@@ -189,7 +205,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 
-from airflow_provider_predone.operators.aitems import AitemsTrainOperator
+from airflow_provider_predone.operators.aitems import AitemsDatasetOperator, AitemsTrainOperator
 from airflow_provider_predone.operators.predone import (
     PredictionOneCreatePredictionApiOperator,
     PredictionOneRetrainOperator,
@@ -248,6 +264,15 @@ with DAG("bad_deferrable", schedule=None, start_date=datetime(2026, 1, 1)):
         classifier_id="c",
         deferrable="yes",  # error: deferrable
         poke_interval="5",  # error: poke_interval
+    )
+    AitemsDatasetOperator(
+        task_id="dataset",
+        dataset_type="users",  # error: dataset_type
+        name="d",
+        schema_name="shop_users",
+        bucket="shop-data",
+        key="k.csv",
+        deferrable="yes",  # error: deferrable
     )
     AitemsTrainingSensor(
         task_id="wait_aitems",
