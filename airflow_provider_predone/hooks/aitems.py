@@ -14,6 +14,7 @@ import tenacity
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_predone.exceptions import (
+    ApiError,
     AuthenticationError,
     BadRequestError,
     InvalidInputError,
@@ -409,9 +410,10 @@ class AitemsHook(BaseHook):
         Add rows to a dataset of an interval service (``value``: rows as JSON objects).
 
         A push is resent only when an answer refused it (429, 500, 503: nothing was added);
-        when the rows were sent and no answer says what became of them, the service may have
+        when the rows were sent and no answer says what became of them (none came, or a 2xx
+        that is not ``true``: see :func:`~..protocol.aitems.push_in_doubt`), the service may have
         added them and has no read-back, so this raises :class:`RowsInDoubtError` instead of
-        sending them twice.
+        sending them twice. Any other error answer (400, 401, 404, 413) refused the push.
 
         :raises RowsInDoubtError: when the push is in doubt.
         """
@@ -422,8 +424,8 @@ class AitemsHook(BaseHook):
             try:
                 # reconcile is never called: this transport does not retry
                 self._single_attempt.send(request, headers, reconcile=lambda: None)
-            except TransientApiError as exc:
-                if api.push_refused(exc):
+            except ApiError as exc:
+                if api.push_refused(exc) or not api.push_in_doubt(exc):
                     raise
                 raise RowsInDoubtError(
                     f"{request.label}: {len(rows)} rows were sent but no answer said whether they were "

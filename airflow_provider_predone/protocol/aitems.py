@@ -965,6 +965,16 @@ def push_refused(exc: BaseException) -> bool:
     return isinstance(exc, ApiError) and exc.transient and exc.http_status in PUSH_REFUSED_STATUSES
 
 
+def push_in_doubt(exc: BaseException) -> bool:
+    """
+    Whether a failed push may have been applied: no answer came, or a transient one other than
+    a refusal (a gateway's 502/504), or a 2xx answer that could not be read.
+    """
+    if not isinstance(exc, ApiError) or push_refused(exc):
+        return False
+    return exc.transient or (exc.http_status is not None and 200 <= exc.http_status < 300)
+
+
 def _update(payload: Any, where: str) -> dict[str, Any]:
     """An update of the history: its version names it in events, its status goes into logs."""
     update = dict(_dict(payload, where))

@@ -240,3 +240,65 @@ def test_a_push_without_an_answer_is_in_doubt_and_not_resent(
     assert time.monotonic() - started < 10
     # Sent once: 'lost' applied it (its answer was dropped), 'reset' did not; neither was sent again.
     assert pushed(connections.url, service.service_id, interactions)["batches"] == ([3] if kind == "lost" else [])
+
+
+# --- crafted answers --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def crafted(monkeypatch: pytest.MonkeyPatch):
+    """A crafted-answer server (tests/reliability's HostileServer) behind ``aitems_default``."""
+    from helpers import aitems_connection
+    from reliability.test_hostile_responses import HostileServer
+
+    server = HostileServer()
+    for running in server.serve():
+        quick = {"max_retries": 2, "retry_wait_seconds": 0.01, "retry_max_wait_seconds": 0.05, "timeout": 2}
+        monkeypatch.setenv("AIRFLOW_CONN_AITEMS_DEFAULT", aitems_connection(running.url, **quick))
+        yield running
+
+
+PUSH_PATH = f"/api/v1/services/{SERVICE}/datasets/ds1"
+
+
+def counting(*answers: tuple[int, bytes]):
+    """A handler giving ``answers`` in turn (the last one again), counting the calls."""
+    from aiohttp import web
+
+    calls: list[int] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        status, body = answers[min(len(calls), len(answers) - 1)]
+        calls.append(status)
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    return handler, calls
+
+
+GATEWAY_429 = b'{"error": {"errorCode": "410", "message": "Throttle Limited"}}'
+
+
+@pytest.mark.parametrize(
+    ("answers", "outcome", "sent"),
+    [
+        ([(429, GATEWAY_429), (200, b"true")], None, 2),  # refused by the gateway: sent again
+        ([(503, b'{"error": {"errorCode": "500", "message": "Endpoint Error"}}'), (200, b"true")], None, 2),
+        ([(200, b'{"result": "ok"}')], RowsInDoubtError, 1),  # an answer that is not `true`
+        ([(200, b"tru")], RowsInDoubtError, 1),  # cut short
+        ([(502, b"<html>Bad Gateway</html>")], RowsInDoubtError, 1),  # the gateway lost the answer
+        ([(504, b'{"error": {"errorCode": "510", "message": "Endpoint Timeout"}}')], RowsInDoubtError, 1),
+        ([(400, b'{"error": {"errorCode": "100", "message": "Bad Request"}}')], BadRequestError, 1),
+        ([(413, b'{"error": {"errorCode": "430", "message": "Request Entity Too Large"}}')], BadRequestError, 1),
+    ],
+)
+def test_which_failed_pushes_are_sent_again(crafted, answers, outcome, sent) -> None:
+    handler, calls = counting(*answers)
+    crafted.routes[PUSH_PATH] = handler
+    hook = AitemsHook()
+    if outcome is None:
+        hook.push_rows(SERVICE, "ds1", "interaction", [ROW])
+    else:
+        with pytest.raises(outcome):
+            hook.push_rows(SERVICE, "ds1", "interaction", [ROW])
+    assert len(calls) == sent
