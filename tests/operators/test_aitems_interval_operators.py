@@ -295,3 +295,37 @@ def test_the_interval_cycle_dag(
     assert result.xcom("push")["rows"] == 12
     assert result.xcom("update")["job_status"] == "completed"
     assert pushed(connections.url, service.service_id, service.dataset_ids["interaction"])["batches"] == [5, 5, 2]
+
+
+def test_a_failed_update_fails_the_wait(connections: EmulatorProcess, service: IntervalService) -> None:
+    hook = AitemsHook()
+    hook.set_interval(service.service_id, "hour1")
+    hook.start_schedule(service.service_id, ["pop"], description="[emulator-update-fail:updateFailed]")
+    version = hook.list_trainings(service.service_id)[0]["version"]
+    row = {"USER_ID": "u2", "ITEM_ID": "i1", "TIMESTAMP": 9}
+    hook.push_rows(service.service_id, service.dataset_ids["interaction"], "interaction", [row])
+    trigger = AitemsUpdateTrigger(
+        service_id=service.service_id,
+        train_type="pop",
+        train_version=version,
+        update_version="1",
+        conn_id="aitems_default",
+        poll_interval=0.1,
+        timeout=30,
+    )
+    event = asyncio.run(asyncio.wait_for(trigger.run().__anext__(), 20)).payload
+    assert (event["status"], event["job_status"]) == ("failure", "updateFailed")
+
+
+def test_a_retry_with_another_input_is_refused(
+    connections: EmulatorProcess, service: IntervalService, tmp_path: Path
+) -> None:
+    data = jsonl(tmp_path / "new.jsonl", 20)
+    context = task_context("push")
+    connections.configure(fault_rate=1.0, fault_kinds="lost")
+    with pytest.raises(RowsInDoubtError):
+        push(service, data, batch_size=5).execute(context)
+    connections.configure(fault_rate=0.0)
+    with pytest.raises(InvalidInputError, match="an earlier try of this task pushed 0 batches of another input"):
+        push(service, data, batch_size=4).execute(context)  # the batches would not line up
+    assert pushed(connections.url, service.service_id, service.dataset_ids["interaction"])["batches"] == [5]
