@@ -673,6 +673,7 @@ class AitemsServiceOperator(JobOperator):
             "created": job.get("created"),
         }
         datasets = job.get("dataset_ids") or self.run_datasets or {}
+        self.run_datasets = dict(datasets)  # a resumed task did not run prepare in this process
         extra = {"event": "linked", "name": result["name"], "type": result["type"], "datasets": datasets}
         return task_result(result), [(assets.aitems_service_uri(service_id), extra)]
 

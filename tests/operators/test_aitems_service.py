@@ -189,6 +189,17 @@ def test_lineage_goes_from_the_three_datasets_to_the_service(datasets: dict[str,
     assert list(Draft202012Validator(details_schema).iter_errors(details)) == []
 
 
+def test_a_task_resumed_on_another_worker_reports_the_same_lineage(datasets: dict[str, str]) -> None:
+    context = _context()
+    started = _service_operator(datasets, name="shop_resumed", wait_for_completion=False).execute(context)
+    resumed = _service_operator(datasets, name="shop_resumed")  # a fresh object: prepare never ran in it
+    event = {"status": "success", "job_status": "learnable", "message": "ok", "service_id": started["service_id"]}
+    assert resumed.execute_complete(context, event)["status"] == "learnable"
+    lineage = resumed.get_openlineage_facets_on_complete(None)
+    assert sorted(d.name for d in lineage.inputs) == sorted(datasets.values())
+    assert [d.namespace for d in lineage.outputs] == [f"aitems://{started['service_id']}"]
+
+
 def test_a_disabled_service_fails_the_task(datasets: dict[str, str]) -> None:
     from airflow_provider_predone.exceptions import JobFailedError
 
