@@ -348,10 +348,11 @@ class AitemsDatasetOperator(JobOperator):
                     f"schema_name {schema_name!r} is a {existing.get('datasetType')} schema, not a {dataset_type} one"
                 )
             current = [f for f in existing.get("fields") or [] if isinstance(f, Mapping)]
-            if fields is not None and [f.get("name") for f in current] != [f["name"] for f in fields]:
+            has = [(str(f.get("name")), str(f.get("type"))) for f in current]
+            if fields is not None and has != [(f["name"], f["type"]) for f in fields]:
                 raise InvalidInputError(
-                    f"fields: schema {schema_name!r} exists with the columns {[f.get('name') for f in current]}, "
-                    f"not {[f['name'] for f in fields]}: drop fields= to use it, or give a new schema_name"
+                    f"fields: schema {schema_name!r} exists with the columns {has} (name, type), not "
+                    f"{[(f['name'], f['type']) for f in fields]}: drop fields= to use it, or give a new schema_name"
                 )
             self._check(current, headers)
         else:
@@ -1117,6 +1118,8 @@ class AitemsPushRowsOperator(ProviderOperator):
         from airflow_provider_predone._task_state import TaskState
 
         service_id, dataset_id, dataset_type, source, file_format = self._check_input()
+        if file_format == "csv":  # the required columns, before the schema is read
+            next(self._rows(source, file_format, dataset_type, {}), None)
         types = self._column_types(dataset_id) if file_format == "csv" else {}
         # Every row checked before the first push (streamed: memory holds one row).
         total = sum(1 for _ in self._rows(source, file_format, dataset_type, types))

@@ -190,6 +190,19 @@ def test_a_file_that_differs_from_the_existing_schema_fails_naming_the_column(
     assert object_storage_server.client().list_objects(Bucket=bucket).get("Contents") is None
 
 
+def test_fields_that_differ_from_the_existing_schema_are_refused(
+    connections: EmulatorProcess, bucket: str, tmp_path: Path
+) -> None:
+    AitemsHook().create_schema(
+        "user", "shop_users", [{"name": "USER_ID", "type": "string"}, {"name": "AGE", "type": "int"}]
+    )
+    fields = [{"name": "USER_ID", "type": "string"}, {"name": "AGE", "type": "long"}]
+    operator = _operator(bucket=bucket, data=str(_users_csv(tmp_path)), fields=fields)
+    with pytest.raises(InvalidInputError, match=r"fields: schema 'shop_users' exists with the columns .*'AGE', 'int'"):
+        operator.execute({})
+    assert AitemsHook().list_datasets() == []
+
+
 def test_files_already_in_the_bucket_are_checked_too(
     connections: EmulatorProcess, object_storage_server: ObjectStorageServer, bucket: str
 ) -> None:
