@@ -126,9 +126,12 @@ def test_bad_input_fails_before_any_row_is_sent(
 ) -> None:
     data = tmp_path / "new.csv"
     data.write_text(text)
+    requests_before = connections.state()["requests"]
     with pytest.raises(InvalidInputError, match=re.escape(message)):
         push(service, data, batch_size=options.pop("batch_size", 1), **options).execute(task_context("push"))
     assert pushed(connections.url, service.service_id, service.dataset_ids["interaction"])["batches"] == []
+    if " line " not in message:  # a row's values are typed by the dataset's schema, read first
+        assert connections.state()["requests"] == requests_before  # refused before any request
 
 
 def test_the_service_id_of_a_name_and_a_wrong_file_fail_before_any_request(
