@@ -438,7 +438,10 @@ class AitemsHook(BaseHook):
             self.log.warning("%s: %s", request.label, describe_retry(state))
 
         policy = retry_policy(self.connection_info.settings, log_retry)
-        tenacity.Retrying(**{**policy, "retry": tenacity.retry_if_exception(api.push_refused)})(once)
+        # The iterator form leaves no reference cycle behind (see the transport's retries).
+        for attempt in tenacity.Retrying(**{**policy, "retry": tenacity.retry_if_exception(api.push_refused)}):
+            with attempt:
+                once()
 
     def list_updates(
         self, service_id: str, *, train_type: str | None = None, train_version: str | None = None
