@@ -1,8 +1,8 @@
 """
 The local side of the data, one module per role:
 
-* :mod:`.locations` — input files (local paths or any ``ObjectStoragePath``) and outputs
-  written whole or not at all;
+* :mod:`.locations` — input files (local paths or any ``ObjectStoragePath``, both through their
+  fsspec filesystem) and outputs written whole or not at all;
 * :mod:`.tables` — the CSV checks made before anything is uploaded, and the column-info CSV;
 * :mod:`.archives` — the retraining zip, and safe extraction of result archives.
 
@@ -20,7 +20,15 @@ from airflow_provider_predone.files.archives import (
     result_folder,
     safe_extract,
 )
-from airflow_provider_predone.files.locations import COPY_CHUNK, DataSource, open_for_writing, output_location, resolve
+from airflow_provider_predone.files.locations import (
+    COPY_CHUNK,
+    DataSource,
+    filesystem,
+    open_for_reading,
+    open_for_writing,
+    output_location,
+    resolve,
+)
 from airflow_provider_predone.files.tables import (
     COLUMN_TYPES,
     UTF8,
@@ -45,7 +53,9 @@ __all__ = [
     "check_columns",
     "check_encoding",
     "column_info_rows",
+    "filesystem",
     "load_json_member",
+    "open_for_reading",
     "open_for_writing",
     "output_location",
     "prepare_upload",
