@@ -127,7 +127,8 @@ from fsspec.implementations.memory import MemoryFileSystem
 from airflow_provider_predone import files, lineage
 
 collector = get_hook_lineage_collector()
-attach(protocol="memory", fs=MemoryFileSystem())
+store = MemoryFileSystem()
+attach(protocol="memory", fs=store)
 data = Path(sys.argv[1]).read_bytes()
 folder = Path(sys.argv[2])
 (folder / "local.csv").write_bytes(data)
@@ -136,7 +137,7 @@ inputs = [
     ObjectStoragePath(f"file://{folder}/local.csv"),
     ObjectStoragePath("memory://bucket/in/train.csv"),
 ]
-inputs[2].write_bytes(data)
+store.pipe_file("/bucket/in/train.csv", data)  # not through ObjectStoragePath: its writes are lineage
 for location in inputs:
     source = files.resolve("train_data", location)
     files.read_csv_header(source)

@@ -39,11 +39,17 @@ def filesystem(location: Any) -> tuple[AbstractFileSystem, str]:
         (the filesystem Airflow attached for its scheme and connection).
     :raises ValueError: for an object storage scheme no filesystem is registered for.
     """
-    if isinstance(location, Path):
+    if not _in_storage(location):
         from fsspec.implementations.local import LocalFileSystem
 
         return LocalFileSystem(), str(location)
     return location.fs, str(location.path)
+
+
+def _in_storage(location: Any) -> bool:
+    # An ObjectStoragePath knows its filesystem. Not isinstance(location, Path): on Airflow 3.0
+    # (universal_pathlib 0.2) an ObjectStoragePath is a pathlib.Path too.
+    return hasattr(type(location), "fs")
 
 
 def _has_folders(fs: AbstractFileSystem) -> bool:
@@ -128,7 +134,7 @@ def resolve(field: str, data: Any, *, extensions: tuple[str, ...] = (".csv",)) -
     except OSError as exc:
         raise InvalidInputError(f"{field}: {data!s} cannot be read ({exc})") from None
     except ValueError as exc:  # an object storage scheme nobody registered, when resolved lazily
-        what = "cannot be read" if isinstance(location, Path) else "is not a usable object storage URL"
+        what = "is not a usable object storage URL" if _in_storage(location) else "cannot be read"
         raise InvalidInputError(f"{field}: {data!r} {what} ({exc})") from None
     if info.get("type") == "directory":
         raise InvalidInputError(f"{field}: {data!s} is a directory, not a file")
