@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -261,3 +262,30 @@ def test_a_call_leaves_nothing_to_the_cyclic_garbage_collector(server: HostileSe
             return found
 
     assert asyncio.run(run()) == []
+
+
+def test_a_cancelled_async_call_is_not_retried(server: HostileServer) -> None:
+    """A trigger cancelled mid-request (moved to another triggerer) stops there: no retry, no wait."""
+    requests = 0
+    arrived = threading.Event()  # set in the server's thread
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        nonlocal requests
+        requests += 1
+        arrived.set()
+        await asyncio.sleep(5)
+        return web.Response(status=200, body=RUNNING, content_type="application/json")
+
+    server.routes[STATUS_PATH] = slow
+
+    async def run() -> None:
+        async with shared_session("retry_test") as session:
+            transport = AsyncTransport(settings(server.url), api.map_error, session, LOG)
+            task = asyncio.ensure_future(transport.send(api.get_train_status("p-1"), HEADERS))
+            assert await asyncio.to_thread(arrived.wait, 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(run())
+    assert requests == 1
