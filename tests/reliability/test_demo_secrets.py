@@ -30,7 +30,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent.parent
 SECRET_KEY = f"demo-{secrets.token_hex(12)}-secret"
 
-pytestmark = pytest.mark.slow
+# The demo runs four DAGs (the nightly AiTEMS one too): minutes on a busy machine, as long as its
+# subprocess may take.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def decrypted_trigger_kwargs(home: Path) -> list[tuple[str, str]]:
@@ -85,7 +87,12 @@ def test_the_demo_prints_logs_and_stores_no_secret(tmp_path: Path) -> None:
     assert not leaks(printed)
     # The `airflow dags test` output: every task's and trigger's log lines.
     run_logs = {path.name: path.read_text() for path in demo.glob("*.log")}
-    assert set(run_logs) == {"predone_lifecycle.log", "aitems_train.log", "predone_forecast.log"}
+    assert set(run_logs) == {
+        "predone_lifecycle.log",
+        "aitems_train.log",
+        "predone_forecast.log",
+        "aitems_recommendations.log",
+    }
     assert "Retrain job" in run_logs["predone_lifecycle.log"]  # task log lines are really in there
     assert "is now 'job_finished'" in run_logs["predone_lifecycle.log"]  # and trigger log lines
     for name, text in run_logs.items():
@@ -109,5 +116,6 @@ def test_the_demo_prints_logs_and_stores_no_secret(tmp_path: Path) -> None:
     triggers = decrypted_trigger_kwargs(home)
     classes = {classpath.rsplit(".", 1)[1] for classpath, _ in triggers}
     assert {"PredictionOneTrainTrigger", "PredictionOneRetrainTrigger", "AitemsTrainingTrigger"} <= classes
+    assert {"AitemsDatasetTrigger", "AitemsServiceTrigger"} <= classes  # the nightly AiTEMS DAG's waits
     for classpath, kwargs in triggers:
         assert not leaks(kwargs), classpath
