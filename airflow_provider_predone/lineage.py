@@ -415,6 +415,29 @@ def recommendations_lineage(
     )
 
 
+def aitems_training_lineage(
+    *, service_id: str, versions: Mapping[str, str], statuses: Mapping[str, str] | None = None
+) -> OperatorLineage[Any, Any]:
+    """
+    AiTEMS trainings: the service (and the datasets linked to it) → one model per trained type
+    (namespace ``aitems://<service_id>``, name the type: the models' asset URIs).
+
+    :param service_id: the service trained.
+    :param versions: train type → the version trained.
+    :param statuses: train type → the training's final status.
+    """
+    from airflow.providers.common.compat.openlineage.facet import InputDataset, OutputDataset
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    namespace, service = _uri_parts(assets.aitems_service_uri(service_id))
+    outputs = [OutputDataset(*_uri_parts(assets.aitems_uri(service_id, kind))) for kind in sorted(versions)]
+    return OperatorLineage(
+        inputs=[InputDataset(namespace=namespace, name=service)],
+        outputs=outputs,
+        run_facets=_run_facets(service_id=service_id, versions=dict(versions), statuses=dict(statuses or {})),
+    )
+
+
 def aitems_dataset(dataset_id: str, kind: str = "input") -> Any:
     """An AiTEMS dataset: namespace ``aitems://datasets``, name its id."""
     from airflow.providers.common.compat.openlineage.facet import InputDataset, OutputDataset

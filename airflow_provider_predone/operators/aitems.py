@@ -56,6 +56,7 @@ class AitemsTrainOperator(JobOperator):
     template_fields_renderers = {"hp_config": "json", "extra_hp_options": "json"}
     ui_color = "#e0f7fa"
     task_state = "aitems_training"
+    run_result: dict[str, Any] | None = None
     event_ids = ("service_id", "versions")
     asset_alias = assets.AITEMS_UPDATES
 
@@ -159,7 +160,20 @@ class AitemsTrainOperator(JobOperator):
         service_id, versions = event["service_id"], event["versions"]
         events = [(assets.aitems_uri(service_id, t), {"event": "trained", "version": v}) for t, v in versions.items()]
         statuses = event.get("statuses", {})
-        return task_result({"service_id": service_id, "versions": versions, "statuses": statuses}), events
+        self.run_result = {"service_id": service_id, "versions": versions, "statuses": statuses}
+        return task_result(self.run_result), events
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """The service → the models trained (one per type)."""
+        from airflow_provider_predone import lineage
+
+        if self.run_result is None:
+            return lineage.no_lineage()
+        return lineage.aitems_training_lineage(
+            service_id=self.run_result["service_id"],
+            versions=self.run_result["versions"],
+            statuses=self.run_result.get("statuses"),
+        )
 
 
 # --- data (schemas and datasets) ---
