@@ -1352,9 +1352,9 @@ class AitemsRecommendationsOperator(ProviderOperator):
         service_id: TemplatedId,
         targets: Any,
         output_data: Any,
-        train_type: str | None = None,
-        target_column: str | None = None,
-        output_format: str | None = None,
+        train_type: Literal["personalRecommend", "relatedItem", "pop"] | XComArg | None = None,
+        target_column: str | XComArg | None = None,
+        output_format: Literal["csv", "jsonl"] | None = None,
         max_in_flight: int = 8,
         lookup_timeout: float = 10.0,
         hedge: bool = True,
@@ -1411,11 +1411,12 @@ class AitemsRecommendationsOperator(ProviderOperator):
         timeout = self.lookup_timeout
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0:
             raise InvalidInputError(f"lookup_timeout must be a number of seconds > 0, got {timeout!r}")
-        if self.target_column is not None and (pop or not str(self.target_column).strip()):
+        column = self.target_column  # rendered by now: a string or None
+        if column is not None and (pop or not isinstance(column, str) or not column.strip()):
             raise InvalidInputError("target_column names the CSV column of a targets file (not with targets='pop')")
         output = files.output_location("output_data", self.output_data)
         kind = output_format(output, self.output_format)
-        source = None if pop else TargetFile(files.resolve("targets", self.targets, extensions=()), self.target_column)
+        source = None if pop else TargetFile(files.resolve("targets", self.targets, extensions=()), column)
         total = source.check() if source is not None else 1
         version = self._trained_version(service_id, train_type)
         self.log.info(
