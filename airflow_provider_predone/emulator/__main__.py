@@ -23,7 +23,7 @@ _HELP = {
     "build_seconds": "how long a prediction API stays building",
     "api_key_ttl": "lifetime of issued API keys, seconds",
     "url_ttl": "lifetime of presigned URLs, seconds",
-    "inference_latency_ms": "time from an inference request's arrival to its answer",
+    "inference_latency_ms": "time from an inference request's (or AiTEMS lookup's) arrival to its answer",
     "fault_rate": "test support (--test-controls): probability that a request gets a transient fault",
     "fault_seed": "seed of the fault sequence",
     "fault_kinds": "test support (--test-controls): the fault kinds drawn, comma-separated (e.g. slow); "

@@ -40,7 +40,8 @@ class EmulatorConfig:
     :param build_seconds: how long a prediction API stays ``building``.
     :param api_key_ttl: lifetime of issued API keys, in seconds.
     :param url_ttl: lifetime of presigned URLs, in seconds.
-    :param inference_latency_ms: time from an inference request's arrival to its answer.
+    :param inference_latency_ms: time from an inference request's (or an AiTEMS recommendations
+        lookup's) arrival to its answer.
     :param fault_rate: probability that a vendor request gets a transient fault.
     :param fault_seed: seed of the fault sequence.
     :param fault_kinds: test support: the kinds of fault drawn, comma-separated (``slow`` or
