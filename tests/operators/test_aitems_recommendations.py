@@ -333,3 +333,21 @@ def hostile_aitems(monkeypatch: pytest.MonkeyPatch) -> Iterator[HostileAitems]:
         quick = {"max_retries": 1, "retry_wait_seconds": 0.01, "retry_max_wait_seconds": 0.05, "timeout": 5}
         monkeypatch.setenv("AIRFLOW_CONN_AITEMS_DEFAULT", aitems_connection(running.url, **quick))
         yield crafted
+
+
+def test_targets_from_object_storage(service: str, tmp_path: Path) -> None:
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach(protocol="memory", fs=MemoryFileSystem())
+    targets = ObjectStoragePath("memory://recs/in/users.csv")
+    targets.write_text("USER_ID,segment\nu010,a\nu011,b\n")
+    output = tmp_path / "recs.jsonl"
+    result = AitemsRecommendationsOperator(
+        task_id="recs", service_id=service, targets=targets, target_column="USER_ID", output_data=output
+    ).execute(_context())  # type: ignore[arg-type]
+    lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [line["target"] for line in lines] == ["u010", "u011"]
+    assert lines[1]["values"] == _expected(service, "personalRecommend", "u011")
+    assert result["targets"] == 2
