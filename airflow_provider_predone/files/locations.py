@@ -39,14 +39,15 @@ def filesystem(location: Any) -> tuple[AbstractFileSystem, str]:
         (the filesystem Airflow attached for its scheme and connection).
     :raises ValueError: for an object storage scheme no filesystem is registered for.
     """
-    if not _in_storage(location):
+    if not in_object_storage(location):
         from fsspec.implementations.local import LocalFileSystem
 
         return LocalFileSystem(), str(location)
     return location.fs, str(location.path)
 
 
-def _in_storage(location: Any) -> bool:
+def in_object_storage(location: Any) -> bool:
+    """Whether ``location`` is an ``ObjectStoragePath`` (else a local path)."""
     # An ObjectStoragePath knows its filesystem. Not isinstance(location, Path): on Airflow 3.0
     # (universal_pathlib 0.2) an ObjectStoragePath is a pathlib.Path too.
     return hasattr(type(location), "fs")
@@ -134,7 +135,7 @@ def resolve(field: str, data: Any, *, extensions: tuple[str, ...] = (".csv",)) -
     except OSError as exc:
         raise InvalidInputError(f"{field}: {data!s} cannot be read ({exc})") from None
     except ValueError as exc:  # an object storage scheme nobody registered, when resolved lazily
-        what = "is not a usable object storage URL" if _in_storage(location) else "cannot be read"
+        what = "is not a usable object storage URL" if in_object_storage(location) else "cannot be read"
         raise InvalidInputError(f"{field}: {data!r} {what} ({exc})") from None
     if info.get("type") == "directory":
         raise InvalidInputError(f"{field}: {data!s} is a directory, not a file")

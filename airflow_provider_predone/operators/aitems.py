@@ -1504,6 +1504,8 @@ class AitemsRecommendationsOperator(ProviderOperator):
 
 def _file_uri(location: Any) -> str:
     """An output's asset URI: ``file:///abs/path`` for a local file, the URL for object storage."""
-    if isinstance(location, Path):
-        return location.resolve().as_uri()
+    from airflow_provider_predone import files
+
+    if not files.in_object_storage(location):
+        return Path(location).resolve().as_uri()
     return str(location)

@@ -118,8 +118,8 @@ def test_the_messages_say_what_to_fix_and_that_the_task_is_not_retried(
     assert message.count(NOT_RETRIED) == 1
 
     with pytest.raises(NotFoundError) as unknown:
-        AitemsHook().list_trainings("no-such-service")
-    assert "no-such-service" in str(unknown.value)
+        AitemsHook().list_trainings("nosuchservice1")
+    assert "nosuchservice1" in str(unknown.value)
     assert f"{NOT_RETRIED}: check the id the task was given" in str(unknown.value)
 
 
