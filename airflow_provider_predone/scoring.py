@@ -335,8 +335,9 @@ class OrderedRequests(Generic[T, R]):
 
     async def _retried(self, item: T, first: ApiError | None) -> R:
         """An item's answer after its first attempt failed with ``first``, retried by the policy."""
-        # As AsyncTransport.send: the first attempt went out without tenacity (its set-up costs
-        # CPU per row) and its failure is replayed as tenacity's first, so waits follow the policy.
+        # The first attempt went out in a worker's slot, outside tenacity (a failed row must leave
+        # its slot at once); its failure is replayed as tenacity's first, so the waits and the
+        # stop follow the one policy (hooks/_http.RetryPolicy) as every other request's do.
         try:
             async for attempt in self._retrying(item):
                 with attempt:
