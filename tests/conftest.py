@@ -55,7 +55,11 @@ def emulator_process(object_storage_server: ObjectStorageServer) -> Iterator[Emu
 def emulator(emulator_process: EmulatorProcess) -> EmulatorProcess:
     """The session's emulator, reset to an empty state and default config for this test."""
     emulator_process.reset()
-    emulator_process.configure(fault_rate=0.0, inference_latency_ms=0, **EMULATOR_OPTIONS)
+    # Every fault setting a test may change, back to the defaults: a test that drew only some
+    # kinds of fault (fault_kinds) changed which fault a later test's seed draws first.
+    emulator_process.configure(
+        fault_rate=0.0, fault_kinds="", fault_seed=0, slow_seconds=35.0, inference_latency_ms=0, **EMULATOR_OPTIONS
+    )
     return emulator_process
 
 
